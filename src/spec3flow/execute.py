@@ -1,0 +1,272 @@
+"""Run one calwebb_spec3 step file to file, as Spec3Pipeline runs it in memory.
+
+Each Snakemake job calls :func:`run_step`.  The step instances come from a real
+``Spec3Pipeline`` built with the same configuration layers ``strun calwebb_spec3``
+applies (CRDS ``pars-spec3pipeline``, then the user's step parameters), and set up
+with the pipeline's own internal defaults, so a step run here is the step the
+monolithic pipeline would have run.  Outputs are written to a temporary directory
+beside their destination and moved into place only when every one of them exists:
+a failed job leaves no half-written product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("spec3flow.execute")
+
+ASN_EXPTYPES = ["science", "background"]
+#: Steps between outlier_detection and resampling that keep one model per exposure.
+PER_EXPOSURE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace")
+
+
+class StepError(RuntimeError):
+    """A step did not produce what the plan declared."""
+
+
+# ----------------------------------------------------------------- pipeline setup
+def build_pipeline(asn_path: Path, step_params: dict, use_step_pars: bool = True):
+    """A Spec3Pipeline configured like ``strun calwebb_spec3 <asn>``."""
+    from jwst.pipeline import Spec3Pipeline
+
+    config, config_file = Spec3Pipeline.build_config(
+        os.fspath(asn_path) if use_step_pars else None, steps=step_params
+    )
+    config.pop("class", None)
+    pipe = Spec3Pipeline.from_config_section(config, name=config.get("name"), config_file=config_file)
+    pipe.save_results = True
+    apply_spec3_defaults(pipe)
+    return pipe
+
+
+def apply_spec3_defaults(pipe) -> None:
+    """The sub-step set-up at the top of ``Spec3Pipeline.process`` (jwst 3.0.0)."""
+    from jwst.stpipe.utilities import invariant_filename
+
+    pipe.master_background.suffix = "mbsub"
+    pipe.outlier_detection.suffix = "crf"
+    pipe.outlier_detection.save_results = pipe.save_results
+    pipe.resample_spec.suffix = "s2d"
+    pipe.resample_spec.save_results = pipe.save_results
+    pipe.cube_build.suffix = "s3d"
+    pipe.cube_build.save_results = pipe.save_results
+    pipe.extract_1d.suffix = "x1d"
+    pipe.extract_1d.save_results = pipe.save_results
+    pipe.combine_1d.suffix = "c1d"
+    pipe.combine_1d.save_results = pipe.save_results
+    pipe.spectral_leak.suffix = "x1d"
+    pipe.spectral_leak.save_results = pipe.save_results
+    pipe.pixel_replace.suffix = "pixel_replace"
+    pipe.pixel_replace.output_use_model = True
+    pipe.adaptive_trace_model.output_use_model = True
+    pipe.outlier_detection.save_model = invariant_filename(pipe.outlier_detection.save_model)
+    pipe.pixel_replace.save_model = invariant_filename(pipe.pixel_replace.save_model)
+    pipe.adaptive_trace_model.save_model = invariant_filename(pipe.adaptive_trace_model.save_model)
+
+
+# ------------------------------------------------------------------ model loading
+def open_association(asn_path: Path):
+    """The pipeline's input container, with ASNTABLE stamped as the pipeline does."""
+    from jwst.datamodels import ModelContainer
+
+    models = ModelContainer(os.fspath(asn_path), asn_exptypes=ASN_EXPTYPES)
+    for model in models:
+        model.meta.asn.table_name = asn_path.name
+    return models
+
+
+def open_source(paths: list[Path], asn_path: Path):
+    """Per-source input: a MultiExposureModel file or a list of exposure files."""
+    from jwst.datamodels import ModelContainer, SourceModelContainer
+    from stdatamodels.jwst import datamodels
+
+    if len(paths) == 1:
+        model = datamodels.open(os.fspath(paths[0]))
+        if isinstance(model, datamodels.MultiExposureModel):
+            container = SourceModelContainer(model)
+        elif isinstance(model, (datamodels.MultiSpecModel, datamodels.SlitModel)):
+            return model
+        else:
+            container = ModelContainer([model])
+    else:
+        container = ModelContainer([datamodels.open(os.fspath(p)) for p in paths])
+    for model in container:
+        model.meta.asn.table_name = asn_path.name
+    return container
+
+
+# ------------------------------------------------------------------------ running
+class StagedOutputs:
+    """Write into a hidden temp dir beside the outputs; move into place on success."""
+
+    def __init__(self, outputs: list[Path]):
+        self.outputs = [Path(p) for p in outputs]
+        self.out_dir = self.outputs[0].parent
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=".spec3flow-", dir=self.out_dir))
+
+    def commit(self) -> None:
+        missing = [p.name for p in self.outputs if not (self.tmp / p.name).is_file()]
+        if missing:
+            made = sorted(f.name for f in self.tmp.iterdir())
+            raise StepError(f"step did not write {', '.join(missing)} (it wrote: {', '.join(made) or 'nothing'})")
+        for path in self.outputs:
+            os.replace(self.tmp / path.name, path)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
+             output_stem: str | None = None, step_params: dict | None = None,
+             use_step_pars: bool = True, run_skipped: tuple[str, ...] = ()) -> None:
+    """Run ``step`` of calwebb_spec3 on ``inputs``; write exactly ``outputs``.
+
+    ``run_skipped`` names steps that the configuration skips between the previous
+    active step and this one: they are run (as skipped) first so the products carry
+    the same S_* status keywords as the monolithic pipeline's.
+    """
+    pipe = build_pipeline(asn, step_params or {}, use_step_pars)
+    staged = StagedOutputs(outputs)
+    pipe.output_dir = os.fspath(staged.tmp)
+    if output_stem:
+        pipe.output_file = output_stem
+    try:
+        RUNNERS[step](pipe, asn, [Path(p) for p in inputs], staged, run_skipped)
+        staged.commit()
+    finally:
+        staged.cleanup()
+
+
+def _save_each(models, paths: list[Path], staged: StagedOutputs) -> None:
+    """Save intermediates (one model per exposure) under the planned names."""
+    for model, path in zip(models, paths, strict=True):
+        filename = model.meta.filename
+        model.save(os.fspath(staged.tmp / path.name))
+        model.meta.filename = filename
+
+
+def run_master_background(pipe, asn, inputs, staged, run_skipped):
+    from jwst.master_background.master_background_step import split_container
+    from jwst.stpipe import query_step_status
+
+    input_models = open_association(asn)
+    source_models = pipe.master_background.run(input_models)
+    if query_step_status(source_models, "master_background") == "SKIPPED":
+        source_models, bkg_models = split_container(input_models)
+        bkg_models.close()
+    _save_each(source_models, staged.outputs, staged)
+
+
+def _science_models(asn, inputs):
+    """The exposures as the pipeline holds them before exp_to_source/outlier_detection."""
+    if inputs and inputs[0].suffix == ".fits":
+        return open_source(inputs, asn) if len(inputs) > 1 else open_source(inputs, asn)
+    return open_association(asn)
+
+
+def run_exp_to_source(pipe, asn, inputs, staged, run_skipped):
+    from jwst.associations.lib.rules_level3_base import format_product
+    from jwst.exp_to_source import multislit_to_container
+
+    models = _science_models(asn, inputs)
+    exp_type = models[0].meta.exposure.type
+    template = models.asn_table["products"][0]["name"] if getattr(models, "asn_table", None) else None
+    if template is None:
+        template = json.loads(asn.read_text())["products"][0]["name"]
+    for source_id, result in multislit_to_container(models).items():
+        if exp_type == "NRS_FIXEDSLIT":
+            stem = format_product(template, source_id=f"s{source_id:>09s}",
+                                  slit_name=pipe._create_nrsfs_slit_name(result))
+        elif exp_type == "NRS_MSASPEC":
+            stem = format_product(template, source_id=pipe._create_nrsmos_source_id(result))
+        else:
+            stem = format_product(template, source_id=f"s{source_id:>09s}")
+        pipe.output_file = stem
+        pipe.save_model(result, "cal")
+
+
+def _run_source_step(name, pipe, asn, inputs, staged, run_skipped, **settings):
+    models = open_source(inputs, asn)
+    for skipped in run_skipped:
+        models = getattr(pipe, skipped).run(models)
+    step = getattr(pipe, name)
+    for key, value in settings.items():
+        setattr(step, key, value)
+    result = step.run(models)
+    if name in ("adaptive_trace_model", "pixel_replace") or (
+        name == "outlier_detection" and not step.save_results
+    ):
+        _save_each(result, staged.outputs, staged)
+    return result
+
+
+def run_outlier_detection(pipe, asn, inputs, staged, run_skipped):
+    _run_source_step("outlier_detection", pipe, asn, inputs, staged, run_skipped, mode="spec")
+
+
+def run_adaptive_trace_model(pipe, asn, inputs, staged, run_skipped):
+    _run_source_step("adaptive_trace_model", pipe, asn, inputs, staged, run_skipped,
+                     save_results=False)
+
+
+def run_pixel_replace(pipe, asn, inputs, staged, run_skipped):
+    _run_source_step("pixel_replace", pipe, asn, inputs, staged, run_skipped, save_results=False)
+
+
+def run_resample_spec(pipe, asn, inputs, staged, run_skipped):
+    _run_source_step("resample_spec", pipe, asn, inputs, staged, run_skipped)
+
+
+def run_extract_1d(pipe, asn, inputs, staged, run_skipped):
+    _run_source_step("extract_1d", pipe, asn, inputs, staged, run_skipped)
+
+
+def run_combine_1d(pipe, asn, inputs, staged, run_skipped):
+    _run_source_step("combine_1d", pipe, asn, inputs, staged, run_skipped)
+
+
+RUNNERS = {
+    "master_background": run_master_background,
+    "exp_to_source": run_exp_to_source,
+    "outlier_detection": run_outlier_detection,
+    "adaptive_trace_model": run_adaptive_trace_model,
+    "pixel_replace": run_pixel_replace,
+    "resample_spec": run_resample_spec,
+    "extract_1d": run_extract_1d,
+    "combine_1d": run_combine_1d,
+}
+
+
+# ---------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spec3flow.execute", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=sorted(RUNNERS))
+    parser.add_argument("--asn", type=Path, required=True, help="Level 3 association of the product")
+    parser.add_argument("--inputs", type=Path, nargs="*", default=[])
+    parser.add_argument("--outputs", type=Path, nargs="+", required=True)
+    parser.add_argument("--output-stem", default=None, help="product name stem for saved outputs")
+    parser.add_argument("--params", default="{}", help="JSON of strun-style step parameters")
+    parser.add_argument("--no-step-pars", action="store_true", help="ignore CRDS pars-* references")
+    parser.add_argument("--run-skipped", nargs="*", default=[])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    try:
+        run_step(args.step, args.asn, args.inputs, args.outputs, output_stem=args.output_stem,
+                 step_params=json.loads(args.params), use_step_pars=not args.no_step_pars,
+                 run_skipped=tuple(args.run_skipped))
+    except StepError as exc:
+        log.error("%s: %s", args.step, exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

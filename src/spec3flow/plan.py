@@ -1,0 +1,230 @@
+"""The complete job plan of a program, known before anything runs.
+
+Snakemake must see every job at parse time (``snakemake -n`` lists each source's
+``x1d``), so the plan is built here from the Level 3 associations and cheap FITS
+header reads, never from step outputs.  Names follow jwst (``format_product`` and
+Spec3Pipeline's source-ID rules) so products sit beside MAST's without surprise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astropy.io import fits
+
+from spec3flow import associations as asnlib
+
+log = logging.getLogger("spec3flow.plan")
+
+#: Modes whose exposures hold many sources (MultiSlitModel): exp_to_source fans out.
+MULTISOURCE_SLIT_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT"})
+#: Modes this workflow knows how to run.
+SUPPORTED_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"})
+
+#: Step order of calwebb_spec3 for slit modes after exp_to_source.
+SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
+
+
+class PlanError(ValueError):
+    """A problem with the inputs found while planning (one line, naming the file)."""
+
+
+@dataclass
+class Source:
+    """One astronomical source of a product: the unit the DAG fans out over."""
+
+    stem: str  # output name stem, e.g. jw01234-o001_s000000001_nirspec_f170lp-g235m
+    source_id: str | None  # s/b/v + 9 digits for multi-source modes, else None
+    exposures: list[str] = field(default_factory=list)  # science exposure basenames
+
+
+@dataclass
+class Product:
+    """One Level 3 association product and everything the DAG needs to run it."""
+
+    asn_name: str  # association file stem, e.g. jw01234-o001_spec3_00001_asn
+    name: str  # product name as in the association (may hold {source_id})
+    exp_type: str
+    science: list[str]  # member paths relative to the input directory
+    background: list[str]
+    sources: list[Source]
+
+    @property
+    def multisource(self) -> bool:
+        return self.exp_type in MULTISOURCE_SLIT_TYPES
+
+    @property
+    def asn_id(self) -> str:
+        return self.name.split("_")[0].split("-")[1]
+
+
+@dataclass
+class Plan:
+    products: list[Product]
+    skipped: list[tuple[str, str]]  # (file, reason)
+
+    def source_index(self) -> dict[str, tuple[Product, Source]]:
+        return {s.stem: (p, s) for p in self.products for s in p.sources}
+
+
+# --------------------------------------------------------------------------- inputs
+def check_input_dir(input_dir: Path) -> list[Path]:
+    """Stage 2 products in ``input_dir``, each checked to be a FITS file with EXP_TYPE."""
+    if not input_dir.is_dir():
+        raise PlanError(f"input_dir {input_dir}: no such directory")
+    cal_files = sorted(input_dir.glob("*_cal.fits"))
+    if not cal_files and not list(input_dir.glob("*_asn.json")):
+        raise PlanError(f"input_dir {input_dir}: holds no Stage 2 products (*_cal.fits)")
+    for path in cal_files:
+        read_exp_type(path)
+    return cal_files
+
+
+def read_exp_type(path: Path) -> str:
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"{path}: not a readable FITS file ({exc})") from None
+    exp_type = header.get("EXP_TYPE")
+    if not exp_type:
+        raise PlanError(f"{path}: primary header has no EXP_TYPE keyword")
+    return str(exp_type).strip().upper()
+
+
+# ---------------------------------------------------------------------- source IDs
+def mos_source_id(source_id: int, source_name: str) -> str:
+    """Spec3Pipeline._create_nrsmos_source_id from header values."""
+    if "BKG" in source_name:
+        return f"b{source_id!s:>09s}"
+    if source_id < 0:
+        return f"v{str(source_id)[1:]:>09s}"
+    return f"s{source_id!s:>09s}"
+
+
+def slit_headers(path: Path) -> list[fits.Header]:
+    """The SCI extension headers of a MultiSlitModel file (one per slit)."""
+    with fits.open(path) as hdul:
+        return [hdu.header for hdu in hdul[1:] if hdu.header.get("EXTNAME") == "SCI"]
+
+
+def plan_sources(exp_type: str, name: str, science_paths: list[Path]) -> list[Source]:
+    """Group slits into sources exactly as exp_to_source and Spec3Pipeline name them."""
+    from jwst.associations.lib.rules_level3_base import format_product
+
+    if exp_type not in MULTISOURCE_SLIT_TYPES:
+        return [Source(stem=name, source_id=None, exposures=[p.name for p in science_paths])]
+
+    groups: OrderedDict[str, list] = OrderedDict()
+    for path in science_paths:
+        headers = slit_headers(path)
+        if not headers:
+            raise PlanError(f"{path}: {exp_type} exposure has no SCI slit extensions")
+        for hdr in headers:
+            source_name = str(hdr.get("SRCNAME", "") or "").strip()
+            key = source_name if source_name else str(hdr.get("SOURCEID"))
+            groups.setdefault(key, []).append((path.name, hdr))
+
+    sources = []
+    for key, slits in groups.items():
+        first = slits[0][1]
+        if exp_type == "NRS_MSASPEC":
+            srcid = mos_source_id(int(first["SOURCEID"]), str(first.get("SRCNAME", "")))
+            stem = format_product(name, source_id=srcid)
+        else:  # NRS_FIXEDSLIT: source_id from the group key, slit names joined
+            srcid = f"s{key:>09s}"
+            slit_names: list[str] = []
+            for _, hdr in slits:
+                slit = str(hdr.get("SLTNAME", "")).lower()
+                if slit not in slit_names:
+                    slit_names.append(slit)
+            stem = format_product(name, source_id=srcid, slit_name="-".join(slit_names))
+        exposures = list(OrderedDict.fromkeys(fname for fname, _ in slits))
+        sources.append(Source(stem=stem, source_id=srcid, exposures=exposures))
+    return sources
+
+
+# ---------------------------------------------------------------------- products
+def products_from_association(asn_path: Path, modes: set[str]) -> list[Product]:
+    data = asnlib.load_level3_association(asn_path)
+    base = asn_path.resolve().parent
+    out = []
+    for product in data["products"]:
+        members = [m for m in product["members"]
+                   if str(m["exptype"]).lower() in ("science", "background")]
+        science = [base / m["expname"] for m in members if m["exptype"].lower() == "science"]
+        background = [base / m["expname"] for m in members if m["exptype"].lower() == "background"]
+        exp_type = read_exp_type(science[0])
+        if exp_type not in modes:
+            log.info("skipping %s: EXP_TYPE %s is not among the configured modes", asn_path, exp_type)
+            continue
+        if exp_type not in SUPPORTED_TYPES:
+            raise PlanError(f"{asn_path}: EXP_TYPE {exp_type} is not supported yet")
+        out.append(Product(
+            asn_name=asn_path.name[: -len(".json")],
+            name=product["name"],
+            exp_type=exp_type,
+            science=[os.fspath(p) for p in science],
+            background=[os.fspath(p) for p in background],
+            sources=plan_sources(exp_type, product["name"], science),
+        ))
+    return out
+
+
+def make_associations(input_dir: Path, asn_dir: Path, modes: list[str],
+                      source: str = "auto", pool_csv: str | None = None) -> list[Path]:
+    """Write the Level 3 associations of ``input_dir`` into ``asn_dir``; return them.
+
+    MAST-shipped ``*_asn.json`` are rewritten only so that member names resolve from
+    ``asn_dir``; otherwise a pool built from the cal headers (or ``pool_csv``) goes
+    through jwst's association generator.
+    """
+    import json
+
+    asn_dir.mkdir(parents=True, exist_ok=True)
+    shipped = asnlib.find_associations(input_dir) if source in ("auto", "files") else []
+    if shipped:
+        written = []
+        for path in shipped:
+            data = asnlib.load_level3_association(path)
+            for product in data["products"]:
+                for member in product["members"]:
+                    member["expname"] = os.path.relpath(
+                        (input_dir / member["expname"]).resolve(), asn_dir.resolve())
+            out = asn_dir / path.name
+            out.write_text(json.dumps(data, indent=4))
+            written.append(out)
+        return written
+    if source == "files":
+        raise PlanError(f"input_dir {input_dir}: associations.source is 'files' but it holds no *_asn.json")
+    if source == "pool" or pool_csv:
+        if not pool_csv:
+            raise PlanError("associations.source is 'pool' but associations.pool_csv is not set")
+        return asnlib.associations_from_pool_csv(pool_csv, asn_dir, modes, member_dir=input_dir)
+    cal_files = check_input_dir(input_dir)
+    for path in cal_files:
+        exp_type = read_exp_type(path)
+        if exp_type not in modes:
+            log.info("skipping %s: EXP_TYPE %s is not among the configured modes %s",
+                     path.name, exp_type, ", ".join(modes))
+    pool = asnlib.pool_from_cal_files(cal_files)
+    return asnlib.generate_associations(pool, asn_dir, modes, member_dir=input_dir)
+
+
+def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: list[str],
+               source: str = "auto", pool_csv: str | None = None) -> Plan:
+    input_dir, asn_dir = Path(input_dir), Path(asn_dir)
+    try:
+        asn_paths = make_associations(input_dir, asn_dir, modes, source, pool_csv)
+    except asnlib.AssociationError as exc:
+        raise PlanError(str(exc)) from None
+    if not asn_paths:
+        raise PlanError(f"input_dir {input_dir}: no Level 3 spectroscopic association "
+                        f"for modes {', '.join(modes)}")
+    products = []
+    for path in sorted(asn_paths):
+        products.extend(products_from_association(path, set(modes)))
+    return Plan(products=products, skipped=[])
