@@ -83,23 +83,65 @@ def open_association(asn_path: Path):
 
 
 def open_source(paths: list[Path], asn_path: Path):
-    """Per-source input: a MultiExposureModel file or a list of exposure files."""
+    """Models from files written by an earlier job, as the pipeline held them in memory."""
     from jwst.datamodels import ModelContainer, SourceModelContainer
     from stdatamodels.jwst import datamodels
 
     if len(paths) == 1:
         model = datamodels.open(os.fspath(paths[0]))
         if isinstance(model, datamodels.MultiExposureModel):
-            container = SourceModelContainer(model)
-        elif isinstance(model, (datamodels.MultiSpecModel, datamodels.SlitModel)):
-            return model
-        else:
-            container = ModelContainer([model])
+            return _stamp(SourceModelContainer(model), asn_path)
+        if not isinstance(model, (datamodels.ImageModel, datamodels.CubeModel)):
+            return model  # s2d or x1d: the step takes the model itself
+        models = [model]
     else:
-        container = ModelContainer([datamodels.open(os.fspath(p)) for p in paths])
+        models = [datamodels.open(os.fspath(p)) for p in paths]
+    container = ModelContainer(models)
+    # A container that came from the association carries its table (and asn_id,
+    # which names per-exposure products such as ..._o003_crf.fits).
+    container.asn_table = json.loads(asn_path.read_text())
+    container.asn_table_name = asn_path.name
+    return _stamp(container, asn_path)
+
+
+def _stamp(container, asn_path: Path):
     for model in container:
         model.meta.asn.table_name = asn_path.name
     return container
+
+
+def has_background_members(asn_path: Path) -> bool:
+    table = json.loads(asn_path.read_text())
+    return any(m["exptype"].lower() == "background"
+               for p in table["products"] for m in p["members"])
+
+
+def load_inputs(pipe, asn: Path, inputs: list[Path], run_before: tuple[str, ...]):
+    """The models this step receives in Spec3Pipeline, rebuilt from files.
+
+    With no data inputs the association itself is the input; a skipped
+    master_background still runs (as skipped) and the background members are split
+    off, exactly as the pipeline does.  Steps in ``run_before`` run first.
+    """
+    from jwst.master_background.master_background_step import split_container
+
+    run_before = list(run_before)
+    if inputs:
+        models = open_source(inputs, asn)
+    else:
+        models = open_association(asn)
+        if has_background_members(asn):
+            if "master_background" in run_before:
+                run_before.remove("master_background")
+                pipe.master_background.run(models)
+            science, background = split_container(models)
+            background.close()
+            science.asn_table = models.asn_table
+            science.asn_table_name = models.asn_table_name
+            models = science
+    for step in run_before:
+        models = getattr(pipe, step).run(models)
+    return models
 
 
 # ------------------------------------------------------------------------ running
@@ -126,10 +168,10 @@ class StagedOutputs:
 
 def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
              output_stem: str | None = None, step_params: dict | None = None,
-             use_step_pars: bool = True, run_skipped: tuple[str, ...] = ()) -> None:
+             use_step_pars: bool = True, run_before: tuple[str, ...] = ()) -> None:
     """Run ``step`` of calwebb_spec3 on ``inputs``; write exactly ``outputs``.
 
-    ``run_skipped`` names steps that the configuration skips between the previous
+    ``run_before`` names steps that the configuration skips between the previous
     active step and this one: they are run (as skipped) first so the products carry
     the same S_* status keywords as the monolithic pipeline's.
     """
@@ -139,48 +181,46 @@ def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
     if output_stem:
         pipe.output_file = output_stem
     try:
-        RUNNERS[step](pipe, asn, [Path(p) for p in inputs], staged, run_skipped)
+        RUNNERS[step](pipe, asn, [Path(p) for p in inputs], staged, run_before)
         staged.commit()
     finally:
         staged.cleanup()
 
 
 def _save_each(models, paths: list[Path], staged: StagedOutputs) -> None:
-    """Save intermediates (one model per exposure) under the planned names."""
+    """Save intermediates under the planned names, keeping in-memory file names."""
+    from jwst.datamodels import SourceModelContainer
+
+    if isinstance(models, SourceModelContainer):
+        (path,) = paths
+        models.multiexposure.save(os.fspath(staged.tmp / path.name))
+        return
     for model, path in zip(models, paths, strict=True):
         filename = model.meta.filename
         model.save(os.fspath(staged.tmp / path.name))
         model.meta.filename = filename
 
 
-def run_master_background(pipe, asn, inputs, staged, run_skipped):
+def run_master_background(pipe, asn, inputs, staged, run_before):
     from jwst.master_background.master_background_step import split_container
     from jwst.stpipe import query_step_status
 
     input_models = open_association(asn)
     source_models = pipe.master_background.run(input_models)
+    source_models.asn_table = input_models.asn_table
     if query_step_status(source_models, "master_background") == "SKIPPED":
         source_models, bkg_models = split_container(input_models)
         bkg_models.close()
     _save_each(source_models, staged.outputs, staged)
 
 
-def _science_models(asn, inputs):
-    """The exposures as the pipeline holds them before exp_to_source/outlier_detection."""
-    if inputs and inputs[0].suffix == ".fits":
-        return open_source(inputs, asn) if len(inputs) > 1 else open_source(inputs, asn)
-    return open_association(asn)
-
-
-def run_exp_to_source(pipe, asn, inputs, staged, run_skipped):
+def run_exp_to_source(pipe, asn, inputs, staged, run_before):
     from jwst.associations.lib.rules_level3_base import format_product
     from jwst.exp_to_source import multislit_to_container
 
-    models = _science_models(asn, inputs)
+    models = load_inputs(pipe, asn, inputs, run_before)
     exp_type = models[0].meta.exposure.type
-    template = models.asn_table["products"][0]["name"] if getattr(models, "asn_table", None) else None
-    if template is None:
-        template = json.loads(asn.read_text())["products"][0]["name"]
+    template = json.loads(asn.read_text())["products"][0]["name"]
     for source_id, result in multislit_to_container(models).items():
         if exp_type == "NRS_FIXEDSLIT":
             stem = format_product(template, source_id=f"s{source_id:>09s}",
@@ -193,10 +233,8 @@ def run_exp_to_source(pipe, asn, inputs, staged, run_skipped):
         pipe.save_model(result, "cal")
 
 
-def _run_source_step(name, pipe, asn, inputs, staged, run_skipped, **settings):
-    models = open_source(inputs, asn)
-    for skipped in run_skipped:
-        models = getattr(pipe, skipped).run(models)
+def _run_source_step(name, pipe, asn, inputs, staged, run_before, **settings):
+    models = load_inputs(pipe, asn, inputs, run_before)
     step = getattr(pipe, name)
     for key, value in settings.items():
         setattr(step, key, value)
@@ -208,29 +246,29 @@ def _run_source_step(name, pipe, asn, inputs, staged, run_skipped, **settings):
     return result
 
 
-def run_outlier_detection(pipe, asn, inputs, staged, run_skipped):
-    _run_source_step("outlier_detection", pipe, asn, inputs, staged, run_skipped, mode="spec")
+def run_outlier_detection(pipe, asn, inputs, staged, run_before):
+    _run_source_step("outlier_detection", pipe, asn, inputs, staged, run_before, mode="spec")
 
 
-def run_adaptive_trace_model(pipe, asn, inputs, staged, run_skipped):
-    _run_source_step("adaptive_trace_model", pipe, asn, inputs, staged, run_skipped,
+def run_adaptive_trace_model(pipe, asn, inputs, staged, run_before):
+    _run_source_step("adaptive_trace_model", pipe, asn, inputs, staged, run_before,
                      save_results=False)
 
 
-def run_pixel_replace(pipe, asn, inputs, staged, run_skipped):
-    _run_source_step("pixel_replace", pipe, asn, inputs, staged, run_skipped, save_results=False)
+def run_pixel_replace(pipe, asn, inputs, staged, run_before):
+    _run_source_step("pixel_replace", pipe, asn, inputs, staged, run_before, save_results=False)
 
 
-def run_resample_spec(pipe, asn, inputs, staged, run_skipped):
-    _run_source_step("resample_spec", pipe, asn, inputs, staged, run_skipped)
+def run_resample_spec(pipe, asn, inputs, staged, run_before):
+    _run_source_step("resample_spec", pipe, asn, inputs, staged, run_before)
 
 
-def run_extract_1d(pipe, asn, inputs, staged, run_skipped):
-    _run_source_step("extract_1d", pipe, asn, inputs, staged, run_skipped)
+def run_extract_1d(pipe, asn, inputs, staged, run_before):
+    _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before)
 
 
-def run_combine_1d(pipe, asn, inputs, staged, run_skipped):
-    _run_source_step("combine_1d", pipe, asn, inputs, staged, run_skipped)
+def run_combine_1d(pipe, asn, inputs, staged, run_before):
+    _run_source_step("combine_1d", pipe, asn, inputs, staged, run_before)
 
 
 RUNNERS = {
@@ -255,13 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-stem", default=None, help="product name stem for saved outputs")
     parser.add_argument("--params", default="{}", help="JSON of strun-style step parameters")
     parser.add_argument("--no-step-pars", action="store_true", help="ignore CRDS pars-* references")
-    parser.add_argument("--run-skipped", nargs="*", default=[])
+    parser.add_argument("--run-before", nargs="*", default=[])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     try:
         run_step(args.step, args.asn, args.inputs, args.outputs, output_stem=args.output_stem,
                  step_params=json.loads(args.params), use_step_pars=not args.no_step_pars,
-                 run_skipped=tuple(args.run_skipped))
+                 run_before=tuple(args.run_before))
     except StepError as exc:
         log.error("%s: %s", args.step, exc)
         return 1

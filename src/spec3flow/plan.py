@@ -228,3 +228,47 @@ def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: 
     for path in sorted(asn_paths):
         products.extend(products_from_association(path, set(modes)))
     return Plan(products=products, skipped=[])
+
+
+# ---------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    """``python -m spec3flow.plan``: write the associations rule's outputs."""
+    import argparse
+    import shutil
+    import sys
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m spec3flow.plan",
+                                     description="Write the Level 3 associations of a program")
+    parser.add_argument("--input-dir", type=Path, required=True)
+    parser.add_argument("--outdir", type=Path, required=True)
+    parser.add_argument("--modes", nargs="+", required=True)
+    parser.add_argument("--source", default="auto", choices=["auto", "files", "pool"])
+    parser.add_argument("--pool-csv", default=None)
+    parser.add_argument("--expect", nargs="*", default=None,
+                        help="association file names the plan was built from")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    # Generate beside the destination so relative member paths stay valid after the move.
+    tmp = Path(tempfile.mkdtemp(prefix=".asn-", dir=args.outdir.parent))
+    try:
+        try:
+            written = make_associations(args.input_dir, tmp, args.modes, args.source, args.pool_csv)
+        except (PlanError, asnlib.AssociationError) as exc:
+            print(f"spec3flow: {exc}", file=sys.stderr)
+            return 1
+        names = sorted(p.name for p in written)
+        if args.expect is not None and sorted(args.expect) != names:
+            print(f"spec3flow: associations changed since planning: planned {sorted(args.expect)}, "
+                  f"generated {names}; rerun snakemake to re-plan", file=sys.stderr)
+            return 1
+        for path in written:
+            os.replace(path, args.outdir / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

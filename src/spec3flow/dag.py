@@ -1,0 +1,205 @@
+"""File names and step chains of every job: what the Snakemake rules declare.
+
+The rules stay declarative: each asks this module for its inputs, outputs and
+step arguments.  Which steps run follows calwebb_spec3's control flow for slit
+modes: master_background only when the association has background members,
+exp_to_source for multi-source exposures, then per source outlier_detection ->
+adaptive_trace_model -> pixel_replace -> resample_spec -> extract_1d, or
+extract_1d -> combine_1d when resampling is skipped.  A skipped step has no job;
+the next active step runs it (as skipped) first, so status keywords match.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spec3flow.plan import Plan, Product, Source
+
+#: Per-source steps in pipeline order (slit modes).
+SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
+#: Steps whose jwst default is ``skip = True``.
+SKIPPED_BY_DEFAULT = frozenset({"adaptive_trace_model", "pixel_replace"})
+#: Per-exposure steps whose outputs are workflow intermediates (the pipeline keeps them in memory).
+INTERMEDIATE_STEPS = ("adaptive_trace_model", "pixel_replace")
+
+
+@dataclass
+class StepJob:
+    """Everything one job needs: the rule's input, output and params come from here."""
+
+    step: str
+    key: str  # unique per step: the source stem or the association name
+    asn: str
+    inputs: list[str]
+    outputs: list[str]
+    output_stem: str | None = None
+    run_before: list[str] = field(default_factory=list)
+    depends: list[str] = field(default_factory=list)  # files read through the asn
+
+    @property
+    def data_inputs(self) -> list[str]:
+        return self.inputs
+
+
+class Layout:
+    """Where each kind of file lives under ``results_dir``."""
+
+    def __init__(self, results_dir: str):
+        self.root = results_dir.rstrip("/")
+
+    def asn(self, product: Product) -> str:
+        return f"{self.root}/asn/{product.asn_name}.json"
+
+    def product(self, name: str) -> str:
+        return f"{self.root}/products/{name}"
+
+    def intermediate(self, product: Product, step: str, name: str) -> str:
+        return f"{self.root}/intermediate/{product.asn_name}/{step}/{name}"
+
+    def source_intermediate(self, stem: str, step: str) -> str:
+        return f"{self.root}/intermediate/sources/{stem}_{step}.fits"
+
+    def log(self, rule: str, key: str) -> str:
+        return f"{self.root}/logs/{rule}/{key}.log"
+
+    def benchmark(self, rule: str, key: str) -> str:
+        return f"{self.root}/benchmarks/{rule}/{key}.tsv"
+
+    def plot(self, name: str) -> str:
+        return f"{self.root}/qa/{name}.png"
+
+
+def is_skipped(steps_config: dict, step: str) -> bool:
+    return bool(steps_config.get(step, {}).get("skip", step in SKIPPED_BY_DEFAULT))
+
+
+def exposure_stem(path: str) -> str:
+    """``jw..._nrs1_cal.fits`` -> ``jw..._nrs1``."""
+    name = os.path.basename(path)
+    return name.rsplit("_", 1)[0]
+
+
+class Dag:
+    """The jobs of a plan under a configuration."""
+
+    def __init__(self, plan: Plan, results_dir: str, steps_config: dict):
+        self.plan = plan
+        self.layout = Layout(results_dir)
+        self.steps = steps_config or {}
+        self.sources = plan.source_index()
+        self.jobs: dict[tuple[str, str], StepJob] = {}
+        self.final: list[str] = []
+        for product in plan.products:
+            self._plan_product(product)
+
+    # ------------------------------------------------------------------ building
+    def skipped(self, step: str) -> bool:
+        return is_skipped(self.steps, step)
+
+    def _add(self, job: StepJob, final: bool = False) -> StepJob:
+        self.jobs[(job.step, job.key)] = job
+        if final:
+            self.final.extend(job.outputs)
+        return job
+
+    def _plan_product(self, product: Product) -> None:
+        lay = self.layout
+        asn = lay.asn(product)
+        members = product.science + product.background
+        pending: list[str] = []  # skipped steps the next job must run first
+        exposures: list[str] = []  # data files the per-source chain starts from ([] = the asn)
+        if product.background:
+            if self.skipped("master_background"):
+                pending.append("master_background")
+            else:
+                outputs = [lay.intermediate(product, "master_background", os.path.basename(p))
+                           for p in product.science]
+                self._add(StepJob("master_background", product.asn_name, asn, [], outputs,
+                                  depends=members))
+                exposures = outputs
+        if product.multisource:
+            outputs = [lay.product(f"{s.stem}_cal.fits") for s in product.sources]
+            self._add(StepJob("exp_to_source", product.asn_name, asn, exposures, outputs,
+                              run_before=pending, depends=members), final=True)
+            for source in product.sources:
+                self._plan_source(product, source, [lay.product(f"{source.stem}_cal.fits")], [], asn)
+        else:
+            self._plan_source(product, product.sources[0], exposures, pending, asn, depends=members)
+
+    def _plan_source(self, product: Product, source: Source, inputs: list[str], pending: list[str],
+                     asn: str, depends: list[str] = ()) -> None:
+        lay = self.layout
+        pending = list(pending)
+        current = inputs
+        resampled = False
+        for step in SOURCE_STEPS:
+            if self.skipped(step):
+                pending.append(step)
+                continue
+            if step == "outlier_detection":
+                outputs = self._crf_names(product, source)
+                final = True
+            elif step in INTERMEDIATE_STEPS:
+                outputs = ([lay.source_intermediate(source.stem, step)] if product.multisource
+                           else [lay.intermediate(product, step, os.path.basename(p))
+                                 for p in product.science])
+                final = False
+            else:  # resample_spec
+                outputs = [lay.product(f"{source.stem}_s2d.fits")]
+                final = True
+                resampled = True
+            self._add(StepJob(step, source.stem, asn, current, outputs, source.stem, pending,
+                              list(depends) if not current else []), final=final)
+            current, pending = outputs, []
+        tail = ["extract_1d"] if resampled else ["extract_1d", "combine_1d"]
+        suffix = {"extract_1d": "x1d", "combine_1d": "c1d"}
+        for step in tail:
+            if self.skipped(step):
+                pending.append(step)
+                continue
+            outputs = [lay.product(f"{source.stem}_{suffix[step]}.fits")]
+            self._add(StepJob(step, source.stem, asn, current, outputs, source.stem, pending,
+                              list(depends) if not current else []), final=True)
+            current, pending = outputs, []
+
+    def _crf_names(self, product: Product, source: Source) -> list[str]:
+        if product.multisource:
+            return [self.layout.product(f"{source.stem}_crf.fits")]
+        return [self.layout.product(f"{exposure_stem(p)}_{product.asn_id}_crf.fits")
+                for p in product.science]
+
+    # ------------------------------------------------------------------ queries
+    def job(self, step: str, key: str) -> StepJob:
+        try:
+            return self.jobs[(step, key)]
+        except KeyError:
+            raise KeyError(f"no {step} job for {key!r} in the plan") from None
+
+    def jobs_of(self, step: str) -> list[StepJob]:
+        return [job for (s, _), job in self.jobs.items() if s == step]
+
+    def per_exposure_jobs(self) -> list[StepJob]:
+        """Per-source steps of single-source products: one output per exposure."""
+        return [job for (step, key), job in self.jobs.items()
+                if step in ("outlier_detection", *INTERMEDIATE_STEPS)
+                and not self.sources[key][0].multisource]
+
+    def keys(self, step: str) -> list[str]:
+        return [key for (s, key) in self.jobs if s == step]
+
+    def products_with(self, step: str) -> list[Product]:
+        names = set(self.keys(step))
+        return [p for p in self.plan.products if p.asn_name in names]
+
+    def plotted_products(self) -> list[str]:
+        """Basenames (without .fits) of final products that get a quick-look plot."""
+        return [Path(f).name[: -len(".fits")] for f in self.final
+                if f.endswith(("_s2d.fits", "_x1d.fits", "_c1d.fits"))]
+
+    def job_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for step, _ in self.jobs:
+            counts[step] = counts.get(step, 0) + 1
+        return counts

@@ -1,0 +1,142 @@
+"""What the Snakefile calls at parse time: plan loading, CRDS set-up, job arguments.
+
+Kept out of the .smk files so the rules stay declarative and this logic is
+unit-tested like any other module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from spec3flow.dag import Dag, StepJob
+from spec3flow.plan import Plan, PlanError, build_plan
+
+log = logging.getLogger("spec3flow.workflow")
+
+#: Memory model per step: fixed MB + MB per MB of input (files are read, copied, resampled).
+MEMORY_MODEL = {
+    "master_background": (1200, 6.0),
+    "exp_to_source": (1200, 4.0),
+    "outlier_detection": (1200, 10.0),
+    "adaptive_trace_model": (1200, 6.0),
+    "pixel_replace": (1200, 4.0),
+    "resample_spec": (1200, 10.0),
+    "extract_1d": (1200, 4.0),
+    "combine_1d": (800, 2.0),
+}
+#: Runtime model per step: fixed minutes + minutes per MB of input.
+RUNTIME_MODEL = {step: (5, 0.05) for step in MEMORY_MODEL}
+
+
+def fail(message: str):
+    """Stop planning with one clear line (Snakemake prints the exception message)."""
+    from snakemake.exceptions import WorkflowError
+
+    raise WorkflowError(f"spec3flow: {message}")
+
+
+def configure_crds(config: dict) -> None:
+    """Set the CRDS environment every job inherits; users' own settings stay untouched
+    unless the config asks for the local context or pins a context."""
+    crds = config.get("crds", {})
+    if crds.get("use_local_context"):
+        from spec3flow.crds_local import crds_env
+
+        os.environ.update(crds_env(Path(crds.get("local_path", "results/crds_cache")).resolve()))
+    if crds.get("context"):
+        os.environ["CRDS_CONTEXT"] = crds["context"]
+
+
+def load_plan(config: dict) -> Plan:
+    results = config["results_dir"].rstrip("/")
+    asn_cfg = config.get("associations", {})
+    try:
+        return build_plan(config["input_dir"], f"{results}/.plan/asn", config["modes"],
+                          asn_cfg.get("source", "auto"), asn_cfg.get("pool_csv"))
+    except PlanError as exc:
+        fail(str(exc))
+
+
+def make_dag(plan: Plan, config: dict) -> Dag:
+    steps = config.get("steps") or {}
+    if steps:
+        try:
+            validate_step_params(steps)
+        except ValueError as exc:
+            fail(str(exc))
+    return Dag(plan, config["results_dir"], steps)
+
+
+def validate_step_params(steps: dict) -> None:
+    """Unknown step or parameter names fail at planning time, as strun would reject them."""
+    from jwst.pipeline import Spec3Pipeline
+
+    known_steps = set(Spec3Pipeline.step_defs)
+    for step, params in steps.items():
+        if step not in known_steps:
+            raise ValueError(f"config steps.{step}: unknown calwebb_spec3 step "
+                             f"(known: {', '.join(sorted(known_steps))})")
+        spec = Spec3Pipeline.step_defs[step].load_spec_file()
+        for name in params or {}:
+            if name not in spec:
+                raise ValueError(f"config steps.{step}.{name}: {Spec3Pipeline.step_defs[step].__name__} "
+                                 f"has no parameter {name!r}")
+
+
+def step_params_for(job: StepJob, config: dict) -> dict:
+    """Only the parameters of the steps this job runs: a change re-runs just those jobs."""
+    steps = config.get("steps") or {}
+    return {s: steps[s] for s in [*job.run_before, job.step] if s in steps}
+
+
+def execute_args(job: StepJob, config: dict) -> str:
+    args = [job.step, "--asn", job.asn, "--outputs", *job.outputs]
+    if job.inputs:
+        args += ["--inputs", *job.inputs]
+    if job.output_stem:
+        args += ["--output-stem", job.output_stem]
+    params = step_params_for(job, config)
+    if params:
+        args += ["--params", json.dumps(params, sort_keys=True)]
+    if job.run_before:
+        args += ["--run-before", *job.run_before]
+    if not config.get("crds", {}).get("use_step_pars", True):
+        args.append("--no-step-pars")
+    return shlex.join(args)
+
+
+def association_inputs(config: dict) -> list[str]:
+    """Files the associations rule reads (cal files, shipped asns or the pool CSV)."""
+    input_dir = Path(config["input_dir"])
+    files = sorted(str(p) for p in input_dir.glob("*_cal.fits"))
+    files += sorted(str(p) for p in input_dir.glob("*_asn.json"))
+    if config.get("associations", {}).get("pool_csv"):
+        files.append(config["associations"]["pool_csv"])
+    return files
+
+
+def crds_marker(config: dict) -> list[str]:
+    crds = config.get("crds", {})
+    if crds.get("use_local_context"):
+        return [f"{crds.get('local_path', 'results/crds_cache')}/spec3flow_crds.json"]
+    return []
+
+
+def rule_name(step: str, key: str) -> str:
+    return f"{step}__" + re.sub(r"\W", "_", key)
+
+
+def mem_mb(step: str, input_mb: float, attempt: int = 1) -> int:
+    base, per_mb = MEMORY_MODEL.get(step, (1200, 6.0))
+    return int((base + per_mb * input_mb) * attempt)
+
+
+def runtime_min(step: str, input_mb: float, attempt: int = 1) -> int:
+    base, per_mb = RUNTIME_MODEL.get(step, (5, 0.05))
+    return int((base + per_mb * input_mb) * attempt)

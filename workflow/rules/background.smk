@@ -1,0 +1,23 @@
+# master_background: one job per association with background members; its outputs are
+# the background-subtracted science exposures (kept in memory by Spec3Pipeline).
+for job in JOBS.jobs_of("master_background"):
+
+    rule:
+        name:
+            support.rule_name("master_background", job.key)
+        input:
+            job.depends + [job.asn] + support.crds_marker(config),
+        output:
+            job.outputs,
+        params:
+            args=support.execute_args(job, config),
+        log:
+            LAYOUT.log("master_background", job.key),
+        benchmark:
+            LAYOUT.benchmark("master_background", job.key)
+        resources:
+            mem_mb=mem_mb("master_background"),
+            runtime=runtime("master_background"),
+        threads: 1
+        shell:
+            "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"

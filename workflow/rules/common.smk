@@ -1,0 +1,47 @@
+# Planning (parse time): associations + cheap header reads -> every job of the program.
+import os
+import shlex
+import sys
+
+from spec3flow import workflow_support as support
+
+PYTHON = sys.executable
+RESULTS = config["results_dir"].rstrip("/")
+support.configure_crds(config)
+PLAN = support.load_plan(config)
+JOBS = support.make_dag(PLAN, config)
+LAYOUT = JOBS.layout
+
+
+wildcard_constraints:
+    # Level 3 product stems have a dash after the program number (jw01234-o001_...);
+    # exposure names (jw01234001001_...) never do.
+    stem=r"jw\d{5}-[^/]+",
+    asn=r"[^/]+",
+
+
+def step_inputs(step):
+    """Input function of a per-source step rule: data, association and raw members."""
+
+    def inputs(wildcards):
+        job = JOBS.job(step, wildcards.stem)
+        return job.inputs + job.depends + [job.asn] + support.crds_marker(config)
+
+    return inputs
+
+
+def step_args(step, key=None):
+    """The spec3flow.execute command-line arguments of a job, shell-quoted."""
+
+    def args(wildcards):
+        return support.execute_args(JOBS.job(step, key or wildcards.stem), config)
+
+    return args
+
+
+def mem_mb(step):
+    return lambda wildcards, input, attempt: support.mem_mb(step, input.size_mb, attempt)
+
+
+def runtime(step):
+    return lambda wildcards, input, attempt: support.runtime_min(step, input.size_mb, attempt)

@@ -1,0 +1,34 @@
+rule plot_product:
+    """Quick-look PNG of a final product (spectrum with error band, or 2D image)."""
+    input:
+        LAYOUT.product("{name}.fits"),
+    output:
+        report(
+            LAYOUT.plot("{name}"),
+            caption="../report/x1d.rst",
+            category="Quick-look plots",
+            subcategory=lambda wildcards: wildcards.name.rsplit("_", 1)[-1],
+        ),
+    log:
+        LAYOUT.log("plot_product", "{name}"),
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "{PYTHON} -m spec3flow.qa plot {input:q} {output:q} > {log:q} 2>&1"
+
+
+rule summary:
+    """Program summary table: one row per final product."""
+    input:
+        JOBS.final,
+    output:
+        report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="Summary"),
+    log:
+        f"{RESULTS}/logs/summary/summary.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    localrule: True
+    shell:
+        "{PYTHON} -m spec3flow.qa summary {output:q} {input:q} > {log:q} 2>&1"
