@@ -79,11 +79,11 @@ def test_file_layout(program):
     names = [p.name for p in paths]
     cal = [n for n in names if n.endswith("_cal.fits")]
     x1d = [n for n in names if n.endswith("_x1d.fits")]
-    assert len(cal) == 6 and len(x1d) == 2
+    assert len(cal) == 6 and len(x1d) == 6  # calwebb_spec2 writes an x1d per exposure
     assert all(NAME_RE.match(n) for n in cal + x1d)
     assert sum(n.startswith("jw01234003001_02101_") for n in cal) == 4
     assert sum(n.startswith("jw01234004001_02101_") for n in cal) == 2
-    assert {n.replace("_x1d", "_cal") for n in x1d} <= set(cal)
+    assert {n.replace("_x1d", "_cal") for n in x1d} == set(cal)
     for n in ("miri_lrs_truth_spectrum.csv", "miri_lrs_truth_cosmic_rays.csv",
               "miri_lrs_truth_exposures.csv", "jw01234-o003_spec3_00001_asn.json"):
         assert n in names
@@ -102,6 +102,12 @@ def test_header_completeness(program):
             assert meta.instrument.name == "MIRI"
             assert meta.instrument.detector == "MIRIMAGE"
             assert meta.instrument.filter == "P750L"
+            # real LRS slit data are FULL frame (DMS pools: subarray 'full'); the stored
+            # array is a cut-out described by SUBSTRT/SUBSIZE
+            assert meta.subarray.name == "FULL"
+            assert (meta.subarray.xsize, meta.subarray.ysize) == (lrs.NX, lrs.NY)
+            assert meta.aperture.name == "MIRIM_SLIT"
+            assert meta.dither.primary_type == "ALONG-SLIT-NOD"
             assert meta.wcsinfo.dispersion_direction == 2
             assert meta.wcsinfo.s_region.startswith("POLYGON ICRS")
             assert meta.bunit_data == "MJy/sr"
@@ -139,20 +145,56 @@ def test_header_completeness(program):
             assert m.data.shape == m.err.shape == m.dq.shape == m.var_poisson.shape
 
 
-def test_background_x1d(program):
+def test_stage2_x1d(program):
+    """Every exposure has its Stage 2 x1d; the column master_background reads is the
+    background: SURF_BRIGHT for the background target (BKGDTARG=T), BACKGROUND for
+    the nodded science exposures (BKGDTARG=F)."""
     _, paths = program
     x1ds = [p for p in paths if p.name.endswith("_x1d.fits")]
+    assert len(x1ds) == 6
     for p in x1ds:
         with dm.open(p) as x:
             assert isinstance(x, dm.MultiSpecModel)
             assert x.meta.filename == p.name
-            assert x.meta.observation.bkgdtarg is True
             assert x.meta.cal_step.extract_1d == "COMPLETE"
+            assert x.meta.subarray.name == "FULL"
+            bkg = x.meta.observation.observation_number == lrs.BKG_OBS
+            assert x.meta.observation.bkgdtarg is bkg
             t = x.spec[0].spec_table
-            good = np.isfinite(t["SURF_BRIGHT"]) & np.isfinite(t["WAVELENGTH"])
+            col = "SURF_BRIGHT" if bkg else "BACKGROUND"
+            good = np.isfinite(t[col]) & np.isfinite(t["WAVELENGTH"])
             assert good.sum() > 300
-            ratio = t["SURF_BRIGHT"][good] / lrs.background_spectrum_mjysr(t["WAVELENGTH"][good])
+            ratio = t[col][good] / lrs.background_spectrum_mjysr(t["WAVELENGTH"][good])
             assert np.median(ratio) == pytest.approx(1.0, abs=0.01)
+            if not bkg:  # box on the source: FLUX is the source (no APCORR: < 1)
+                truth = lrs.source_spectrum_jy(t["WAVELENGTH"][good])
+                assert 0.8 < np.median(t["FLUX"][good] / truth) < 1.0
+
+
+def test_generated_associations_load(program, tmp_path):
+    """jwst's own Level 3 associations from the synthetic headers: every one loads with
+    load_level3_association (all members, including the nodded science x1d, exist)."""
+    from spec3flow.associations import (generate_associations, load_level3_association,
+                                        pool_from_cal_files)
+
+    out, paths = program
+    pool = pool_from_cal_files(sorted(out.glob("*_cal.fits")))
+    assert set(pool["subarray"]) == {"full"}
+    asns = generate_associations(pool, tmp_path, ["MIR_LRS-FIXEDSLIT"])
+    by_name = {a.name: a for a in asns}
+    assert set(by_name) == {f"jw01234-{c}_spec3_00001_asn.json" for c in ("o003", "o004", "c1000")}
+    sci_x1d = {p.name for p in paths if p.name.startswith("jw01234003") and "_x1d" in p.name}
+    bkg_x1d = {p.name for p in paths if p.name.startswith("jw01234004") and "_x1d" in p.name}
+    expect = {"o003": ("jw01234-o003_t001_miri_p750l", sci_x1d),
+              "c1000": ("jw01234-c1000_t001_miri_p750l", sci_x1d | bkg_x1d),
+              "o004": ("jw01234-o004_t002_miri_p750l", set())}
+    for cid, (prod_name, bkg_members) in expect.items():
+        asn = load_level3_association(by_name[f"jw01234-{cid}_spec3_00001_asn.json"])
+        (prod,) = asn["products"]
+        assert prod["name"] == prod_name  # no '-subslit'
+        members = {(m["exptype"], os.path.basename(m["expname"])) for m in prod["members"]}
+        assert {n for t, n in members if t == "background"} == bkg_members
+        assert all((tmp_path / m["expname"]).is_file() for m in prod["members"])
 
 
 def test_noise_consistent_with_err(program):
@@ -228,8 +270,8 @@ SPEC3_SCRIPT = textwrap.dedent(
     from pathlib import Path
     import numpy as np
     from jwst.pipeline import Spec3Pipeline
-    d = Path(sys.argv[1])
-    asn = d / "jw01234-o003_spec3_00001_asn.json"
+    asn = Path(sys.argv[1])
+    d = asn.parent
     na = lambda *ks: {k: "N/A" for k in ks}
     Spec3Pipeline.call(str(asn), output_dir=str(d), save_results=True, steps={
         "extract_1d": na("override_extract1d", "override_apcorr", "override_psf",
@@ -243,7 +285,15 @@ SPEC3_SCRIPT = textwrap.dedent(
 
 
 def test_spec3pipeline_runs(program, tmp_path):
+    """Real Spec3Pipeline on jwst's generated c1000 association: 4 nodded science
+    exposures, background members = their own x1d + the background target's x1d."""
+    from spec3flow.associations import generate_associations, pool_from_cal_files
+
     out, paths = program
+    asn_dir = tmp_path / "asn"
+    pool = pool_from_cal_files(sorted(out.glob("*_cal.fits")))
+    (asn,) = [a for a in generate_associations(pool, asn_dir, ["MIR_LRS-FIXEDSLIT"])
+              if "-c1000_" in a.name]
     crds = tmp_path / "crds"
     (crds / "config" / "jwst").mkdir(parents=True)
     (crds / "config" / "jwst" / "server_config").write_text(repr({
@@ -255,14 +305,14 @@ def test_spec3pipeline_runs(program, tmp_path):
     env = dict(os.environ, CRDS_PATH=str(crds), CRDS_MODE="local",
                CRDS_SERVER_URL="https://jwst-crds.stsci.edu",
                STPIPE_DISABLE_CRDS_STEPPARS="True")
-    res = subprocess.run([sys.executable, str(script), str(out)], cwd=out, env=env,
+    res = subprocess.run([sys.executable, str(script), str(asn)], cwd=asn_dir, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
 
-    prod = "jw01234-o003_t001_miri_p750l"
-    x1d = out / f"{prod}_x1d.fits"
-    s2d = out / f"{prod}_s2d.fits"
-    crfs = sorted(out.glob("*_o003_crf.fits"))
+    prod = "jw01234-c1000_t001_miri_p750l"
+    x1d = asn_dir / f"{prod}_x1d.fits"
+    s2d = asn_dir / f"{prod}_s2d.fits"
+    crfs = sorted(asn_dir.glob("*_c1000_crf.fits"))
     assert x1d.exists() and s2d.exists() and len(crfs) == 4
 
     with dm.open(s2d) as s:
@@ -284,7 +334,7 @@ def test_spec3pipeline_runs(program, tmp_path):
             assert m.meta.cal_step.master_background == "COMPLETE"
             assert m.meta.cal_step.outlier_detection == "COMPLETE"
             flagged = set(zip(*(a.tolist() for a in np.nonzero(m.dq & outlier))))
-            cal_name = crf.name.replace("_o003_crf", "_cal")
+            cal_name = crf.name.replace("_c1000_crf", "_cal")
             truth = {(int(r["y"]), int(r["x"])) for r in crs if r["file"] == cal_name}
             assert truth <= flagged
             assert len(flagged - truth) <= 3  # few false positives

@@ -18,12 +18,24 @@ needed for outlier_detection to flag anything: with one per nod the median of tw
 images is their mean, which keeps half of a cosmic ray, and the ``scale*|derivative|``
 term of the threshold then hides it.)
 
-For every exposure a ``*_mirimage_cal.fits`` (``ImageModel``, MJy/sr) is written; for
-the background exposures also the Stage 2 ``*_mirimage_x1d.fits`` that a Level 3
-association lists as ``exptype: background`` members.  The x1d files are produced by
-jwst's own box extraction (:func:`jwst.extract_1d.extract.run_extract1d`, i.e. what
-``Extract1dStep`` runs with ``override_extract1d='N/A'`` and no APCORR) called on the
-background cal models - no CRDS needed.
+For every exposure a ``*_mirimage_cal.fits`` (``ImageModel``, MJy/sr) and the Stage 2
+``*_mirimage_x1d.fits`` that calwebb_spec2 also writes are produced.  jwst's DMS
+association rules list x1d files as ``exptype: background`` members of the Level 3
+associations: the dedicated background exposures' x1d (``c1000``) and, for nodded
+LRS (``make_fixedslit_bkg``), every science exposure's own x1d (``o003`` and
+``c1000``).  The x1d files come from jwst's own box extraction
+(:func:`jwst.extract_1d.extract.run_extract1d`, what ``Extract1dStep`` runs; no
+APCORR, no CRDS): whole slit for the background target (master_background reads its
+SURF_BRIGHT), and :func:`stage2_extract1d_ref` for the science exposures - a box on
+the source plus background strips either side, whose BACKGROUND column
+master_background reads for BKGDTARG=F members.
+
+Associations jwst generates from these headers (``spec3flow.associations``,
+``MIR_LRS-FIXEDSLIT``): ``jw01234-o003_spec3_00001_asn`` (4 science cal + their 4
+x1d as background -> ``jw01234-o003_t001_miri_p750l``), ``jw01234-c1000_spec3_00001_asn``
+(the same plus the 2 background-target x1d -> ``jw01234-c1000_t001_miri_p750l``) and
+``jw01234-o004_spec3_00001_asn`` (the background target itself, 2 science cal, no
+background members -> ``jw01234-o004_t002_miri_p750l``).
 
 Truth tables (CSV, same directory):
 
@@ -34,8 +46,14 @@ Truth tables (CSV, same directory):
 - ``miri_lrs_truth_exposures.csv``: one row per exposure (role, nod, source pixel
   position, pointing).
 
-Geometry (subarray ``SUBSLIT``-like cut-out, ``NY x NX`` = 400 x 64):
+Geometry (``NY x NX`` = 400 x 64 cut-out of the FULL frame):
 
+- headers say ``SUBARRAY = 'FULL'`` like real LRS slit data (DMS pools: ``full``; the
+  association rules then leave the subarray out of product names - with ``SUBSLIT``
+  they end in ``-subslit``); SUBSTRT1/2 and SUBSIZE1/2 describe the cut-out actually
+  stored (295, 1, 64, 400), not 1032 x 1024.  No calwebb_spec3 step reads the
+  subarray for LRS except via CRDS selection (APCORR selects on SUBARRAY, FULL is the
+  real LRS slit row);
 - dispersion is vertical (``meta.wcsinfo.dispersion_direction = 2``); wavelength
   *decreases* with row number, 14 um at row ``Y_LO`` to 5 um at row ``Y_HI``, like the
   real P750L trace;
@@ -87,6 +105,9 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- geometry
 NY, NX = 400, 64  # cut-out shape (rows = dispersion, columns = along slit)
 SUB_XSTART, SUB_YSTART = 295, 1  # 1-based full-frame origin of the cut-out (FITS keywords)
+# Real LRS fixed-slit exposures are FULL frame (DMS pools: SUBARRAY 'full'); the
+# association rules leave 'full' out of product names.  The array is a cut-out of it.
+SUBARRAY_NAME = "FULL"
 X_REF = 31.5  # slit centre (0-based column); real LRS x_ref ~ 326.1 full frame
 Y_REF = 199.5  # reference row (only stored in the no-op reftransform / pathloss-like use)
 PSCALE = 0.11  # arcsec / pixel along the slit (MIRI imager scale)
@@ -411,7 +432,7 @@ def _make_cal_model(lx: LrsExposure, index: int, seed: int, rows_out: list,
                  "dispersion_direction": 2, "wcsaxes": 2, "velosys": 0.0,
                  "specsys": "BARYCENT", "spectral_order": 1},
         pointing={"ra_v1": float(v1[0]), "dec_v1": float(v1[1]), "pa_v3": ROLL_REF},
-        subarray={"name": "SUBSLIT", "xstart": SUB_XSTART, "ystart": SUB_YSTART,
+        subarray={"name": SUBARRAY_NAME, "xstart": SUB_XSTART, "ystart": SUB_YSTART,
                   "xsize": NX, "ysize": NY, "fastaxis": 1, "slowaxis": 2},
         aperture_name="MIRIM_SLIT",
         bkgdtarg=not is_sci,
@@ -439,12 +460,60 @@ def _make_cal_model(lx: LrsExposure, index: int, seed: int, rows_out: list,
     return model, crs
 
 
-def _extract_background_x1d(cal_model, x1d_path: Path):
-    """Stage 2 extract_1d of a background cal model (box over the whole slit, no refs)."""
+# Stage 2 EXTRACT1D aperture for the science (point-source) exposures, in pixels of
+# the cut-out, centred on the slit; extract_1d shifts source and background regions
+# together to the target position (use_source_posn).  Background: median of two
+# 11-px strips 7-18 px either side of the source (>= 3.8 sigma of the 14 um PSF;
+# strips falling off the slit are NaN there and ignored).
+SCI_SRC_HALF_WIDTH = 4.0
+SCI_BKG_INNER, SCI_BKG_OUTER = 7.0, 18.0
+
+
+def stage2_extract1d_ref() -> dict:
+    """The EXTRACT1D reference (jwst JSON layout) used for the science exposures' x1d."""
+    return {
+        "reftype": "EXTRACT1D",
+        "instrument": "MIRI",
+        "exp_type": "MIR_LRS-FIXEDSLIT",
+        "apertures": [{
+            "id": "ANY",
+            "region_type": "target",
+            "dispaxis": 2,
+            "xstart": X_REF - SCI_SRC_HALF_WIDTH,
+            "xstop": X_REF + SCI_SRC_HALF_WIDTH,
+            "bkg_coeff": [[X_REF - SCI_BKG_OUTER], [X_REF - SCI_BKG_INNER],
+                          [X_REF + SCI_BKG_INNER], [X_REF + SCI_BKG_OUTER]],
+            "bkg_fit": "median",
+            "use_source_posn": True,
+        }],
+    }
+
+
+def _extract_x1d(cal_model, x1d_path: Path):
+    """Stage 2 extract_1d of one cal model, as calwebb_spec2 writes ``*_x1d.fits``.
+
+    jwst's own box extraction (:func:`jwst.extract_1d.extract.run_extract1d`, what
+    ``Extract1dStep`` runs; no APCORR, no CRDS):
+
+    * background target (BKGDTARG=T, EXTENDED): no EXTRACT1D reference ('N/A'), i.e.
+      the whole slit; SURF_BRIGHT is the background (what master_background reads for
+      these members);
+    * science (POINT): :func:`stage2_extract1d_ref` - a 9 px box on the source with
+      background strips either side; the BACKGROUND column (MJy/sr) is what
+      master_background reads for nodded science members (BKGDTARG=F: it copies
+      BACKGROUND to SURF_BRIGHT).
+    """
+    import tempfile
+
     from jwst.extract_1d import extract as ex1d
 
-    result = ex1d.run_extract1d(cal_model, extract_ref_name="N/A", apcorr_ref_name=None,
-                                psf_ref_name="N/A", extraction_type="box")
+    with tempfile.TemporaryDirectory(prefix="spec3flow_lrs_x1d_") as tmp:
+        ref = "N/A"
+        if cal_model.meta.observation.bkgdtarg is not True:
+            ref = str(Path(tmp) / "miri_lrs_stage2_extract1d.json")
+            Path(ref).write_text(json.dumps(stage2_extract1d_ref(), indent=1))
+        result = ex1d.run_extract1d(cal_model, extract_ref_name=ref, apcorr_ref_name=None,
+                                    psf_ref_name="N/A", extraction_type="box")
     x1d = result[0] if isinstance(result, tuple) else result
     x1d.meta.cal_step.extract_1d = "COMPLETE"
     x1d.meta.filename = x1d_path.name
@@ -467,7 +536,8 @@ def generate_miri_lrs(outdir, seed: int = 1, program: str = PROGRAM_DEFAULT, *,
     outlier_detection median of two images is their mean and keeps half the hit).
 
     Returns every file written, in order: the ``*_cal.fits`` (science then
-    background, in exposure order), the background ``*_x1d.fits`` (if ``write_x1d``),
+    background, in exposure order), the Stage 2 ``*_x1d.fits`` of every exposure (same
+    order; if ``write_x1d``),
     the truth CSVs (spectrum, cosmic rays, exposures), and the Level 3 association
     (if ``write_asn``).  Deterministic: the same arguments give identical files
     (apart from FITS/ASDF creation dates).
@@ -490,8 +560,8 @@ def generate_miri_lrs(outdir, seed: int = 1, program: str = PROGRAM_DEFAULT, *,
         model.save(path)
         lx.cal_path = path
         written.append(path)
-        if lx.role == "background" and write_x1d:
-            lx.x1d_path = _extract_background_x1d(model, outdir / lx.exp.filename("x1d"))
+        if write_x1d:
+            lx.x1d_path = _extract_x1d(model, outdir / lx.exp.filename("x1d"))
             x1d_written.append(lx.x1d_path)
         model.close()
     written.extend(x1d_written)
@@ -524,7 +594,11 @@ def write_level3_asn(outdir, science: Sequence[str], background: Sequence[str],
     """Hand-written spec3 association (jwst asn JSON format) for the LRS program.
 
     Science members: cal files (``exptype: science``); background members: the
-    background exposures' Stage 2 x1d files (``exptype: background``).
+    background exposures' Stage 2 x1d files (``exptype: background``).  A simplified
+    stand-in: the associations jwst's DMS rules make from these headers
+    (:func:`spec3flow.associations.generate_associations`) also list each science
+    exposure's own x1d as a background member (nodded LRS), and name this set
+    ``c1000`` (``o003`` holds only the nodded science x1d).
     """
     program = f"{int(program):05d}"
     product = PRODUCT_NAME.format(program=program)
