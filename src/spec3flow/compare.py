@@ -19,6 +19,8 @@ from astropy.io import fits
 VOLATILE_KEYWORDS = frozenset({
     "DATE", "FILENAME", "CHECKSUM", "DATASUM", "IRAF-TLM", "ASNTABLE",
 })
+#: Table columns that record when inputs were written (resample's HDRTAB).
+VOLATILE_COLUMNS = frozenset({("HDRTAB", "DATE")})
 #: ASDF extension holds the serialized tree (with dates); its arrays are compared elsewhere.
 SKIP_EXTENSIONS = frozenset({"ASDF"})
 
@@ -71,7 +73,8 @@ def compare_files(path_a: Path, path_b: Path, ignore_keywords=VOLATILE_KEYWORDS)
                 if da.columns.names != db.columns.names or len(da) != len(db):
                     result.shape_mismatch.append(f"{label}: table layout differs")
                     continue
-                columns = [(f"{label}:{c}", np.asarray(da[c]), np.asarray(db[c])) for c in da.columns.names]
+                columns = [(f"{label}:{c}", np.asarray(da[c]), np.asarray(db[c])) for c in da.columns.names
+                           if (hdu_a.name, c) not in VOLATILE_COLUMNS]
             else:
                 columns = [(label, np.asarray(da), np.asarray(db))]
             for col_label, a, b in columns:

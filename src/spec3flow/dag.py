@@ -37,6 +37,9 @@ class StepJob:
     output_stem: str | None = None
     run_before: list[str] = field(default_factory=list)
     depends: list[str] = field(default_factory=list)  # files read through the asn
+    # In-memory file names of per-exposure inputs: steps saving with invariant_filename
+    # (crf) leave the pipeline's models named after the exposure, not the saved file.
+    input_names: list[str] = field(default_factory=list)
 
     @property
     def data_inputs(self) -> list[str]:
@@ -151,7 +154,8 @@ class Dag:
                 final = True
                 resampled = True
             self._add(StepJob(step, source.stem, asn, current, outputs, source.stem, pending,
-                              list(depends) if not current else []), final=final)
+                              list(depends) if not current else [],
+                              self._exposure_names(product, current)), final=final)
             current, pending = outputs, []
         tail = ["extract_1d"] if resampled else ["extract_1d", "combine_1d"]
         suffix = {"extract_1d": "x1d", "combine_1d": "c1d"}
@@ -161,8 +165,15 @@ class Dag:
                 continue
             outputs = [lay.product(f"{source.stem}_{suffix[step]}.fits")]
             self._add(StepJob(step, source.stem, asn, current, outputs, source.stem, pending,
-                              list(depends) if not current else []), final=True)
+                              list(depends) if not current else [],
+                              self._exposure_names(product, current)), final=True)
             current, pending = outputs, []
+
+    @staticmethod
+    def _exposure_names(product: Product, inputs: list[str]) -> list[str]:
+        if product.multisource or len(inputs) != len(product.science):
+            return []
+        return [os.path.basename(p) for p in product.science]
 
     def _crf_names(self, product: Product, source: Source) -> list[str]:
         if product.multisource:

@@ -82,6 +82,14 @@ def open_association(asn_path: Path):
     return models
 
 
+class InputFiles(list):
+    """Data input paths of a job, with the in-memory names the pipeline gives them."""
+
+    def __init__(self, paths, names):
+        super().__init__(paths)
+        self.names = list(names)
+
+
 def open_source(paths: list[Path], asn_path: Path):
     """Models from files written by an earlier job, as the pipeline held them in memory."""
     from jwst.datamodels import ModelContainer, SourceModelContainer
@@ -96,6 +104,8 @@ def open_source(paths: list[Path], asn_path: Path):
         models = [model]
     else:
         models = [datamodels.open(os.fspath(p)) for p in paths]
+    for model, name in zip(models, getattr(paths, "names", [])):
+        model.meta.filename = name
     container = ModelContainer(models)
     # A container that came from the association carries its table (and asn_id,
     # which names per-exposure products such as ..._o003_crf.fits).
@@ -168,7 +178,8 @@ class StagedOutputs:
 
 def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
              output_stem: str | None = None, step_params: dict | None = None,
-             use_step_pars: bool = True, run_before: tuple[str, ...] = ()) -> None:
+             use_step_pars: bool = True, run_before: tuple[str, ...] = (),
+             input_names: list[str] | None = None) -> None:
     """Run ``step`` of calwebb_spec3 on ``inputs``; write exactly ``outputs``.
 
     ``run_before`` names steps that the configuration skips between the previous
@@ -181,7 +192,8 @@ def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
     if output_stem:
         pipe.output_file = output_stem
     try:
-        RUNNERS[step](pipe, asn, [Path(p) for p in inputs], staged, run_before)
+        inputs = [Path(p) for p in inputs]
+        RUNNERS[step](pipe, asn, InputFiles(inputs, input_names or []), staged, run_before)
         staged.commit()
     finally:
         staged.cleanup()
@@ -294,12 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="{}", help="JSON of strun-style step parameters")
     parser.add_argument("--no-step-pars", action="store_true", help="ignore CRDS pars-* references")
     parser.add_argument("--run-before", nargs="*", default=[])
+    parser.add_argument("--input-names", nargs="*", default=[],
+                        help="in-memory file names of the per-exposure inputs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     try:
         run_step(args.step, args.asn, args.inputs, args.outputs, output_stem=args.output_stem,
                  step_params=json.loads(args.params), use_step_pars=not args.no_step_pars,
-                 run_before=tuple(args.run_before))
+                 run_before=tuple(args.run_before), input_names=args.input_names)
     except StepError as exc:
         log.error("%s: %s", args.step, exc)
         return 1

@@ -155,8 +155,8 @@ def products_from_association(asn_path: Path, modes: set[str]) -> list[Product]:
     for product in data["products"]:
         members = [m for m in product["members"]
                    if str(m["exptype"]).lower() in ("science", "background")]
-        science = [base / m["expname"] for m in members if m["exptype"].lower() == "science"]
-        background = [base / m["expname"] for m in members if m["exptype"].lower() == "background"]
+        science = [Path(os.path.normpath(base / m["expname"])) for m in members if m["exptype"].lower() == "science"]
+        background = [Path(os.path.normpath(base / m["expname"])) for m in members if m["exptype"].lower() == "background"]
         exp_type = read_exp_type(science[0])
         if exp_type not in modes:
             log.info("skipping %s: EXP_TYPE %s is not among the configured modes", asn_path, exp_type)

@@ -99,6 +99,8 @@ def execute_args(job: StepJob, config: dict) -> str:
     args = [job.step, "--asn", job.asn, "--outputs", *job.outputs]
     if job.inputs:
         args += ["--inputs", *job.inputs]
+    if job.input_names:
+        args += ["--input-names", *job.input_names]
     if job.output_stem:
         args += ["--output-stem", job.output_stem]
     params = step_params_for(job, config)
