@@ -22,7 +22,7 @@ demo: $(INSTALLED)
 	    --configfile config/demo.yaml
 	$(VENV)/bin/snakemake --profile workflow/profiles/default --cores $(CORES) \
 	    --configfile config/demo.yaml --report $(DEMO)/results/report.html
-	@$(VPY) -m spec3flow.summary_text $(DEMO)/results
+	@$(VPY) -m spec3flow.run_summary $(DEMO)/results
 
 ## test: install the same environment and run the test suite
 test: $(INSTALLED)
