@@ -6,6 +6,7 @@ subprocess, against the project's local CRDS context (CRDS_MODE=local).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -66,10 +67,10 @@ def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = Tru
     return proc
 
 
-def run_baseline(asn_paths: list[Path], output_dir: Path, crds_path: Path) -> None:
+def run_baseline(asn_paths: list[Path], output_dir: Path, crds_path: Path, steps: dict | None = None) -> None:
     """Spec3Pipeline itself, in its own process, against the same CRDS context."""
     proc = subprocess.run([sys.executable, "-m", "spec3flow.baseline", *map(str, asn_paths),
-                           "--output-dir", str(output_dir)],
+                           "--output-dir", str(output_dir), "--steps", json.dumps(steps or {})],
                           capture_output=True, text=True, env=crds_environment(crds_path))
     if proc.returncode != 0:
         raise AssertionError(f"Spec3Pipeline failed:\n{proc.stderr[-6000:]}")

@@ -21,6 +21,8 @@ from spec3flow.plan import Plan, Product, Source
 SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
 #: Steps whose jwst default is ``skip = True``.
 SKIPPED_BY_DEFAULT = frozenset({"adaptive_trace_model", "pixel_replace"})
+#: Steps that save per-exposure models with invariant_filename (names stay the exposure's).
+PER_EXPOSURE_SAVERS = ("outlier_detection", "adaptive_trace_model", "pixel_replace")
 #: Per-exposure steps whose outputs are workflow intermediates (the pipeline keeps them in memory).
 INTERMEDIATE_STEPS = ("adaptive_trace_model", "pixel_replace")
 
@@ -136,6 +138,7 @@ class Dag:
         lay = self.layout
         pending = list(pending)
         current = inputs
+        previous = "master_background" if inputs else None
         resampled = False
         for step in SOURCE_STEPS:
             if self.skipped(step):
@@ -155,23 +158,31 @@ class Dag:
                 resampled = True
             self._add(StepJob(step, source.stem, asn, current, outputs, source.stem, pending,
                               list(depends) if not current else [],
-                              self._exposure_names(product, current)), final=final)
-            current, pending = outputs, []
+                              self._exposure_names(product, current, previous)), final=final)
+            current, pending, previous = outputs, [], step
         tail = ["extract_1d"] if resampled else ["extract_1d", "combine_1d"]
-        suffix = {"extract_1d": "x1d", "combine_1d": "c1d"}
         for step in tail:
             if self.skipped(step):
                 pending.append(step)
                 continue
-            outputs = [lay.product(f"{source.stem}_{suffix[step]}.fits")]
+            if step == "combine_1d":
+                outputs = [lay.product(f"{source.stem}_c1d.fits")]
+            elif resampled:
+                outputs = [lay.product(f"{source.stem}_x1d.fits")]
+            else:  # one spectrum per exposure, indexed as stpipe names container members
+                n_exposures = len(source.exposures)
+                outputs = [lay.product(f"{source.stem}_{i}_x1d.fits") for i in range(n_exposures)]
             self._add(StepJob(step, source.stem, asn, current, outputs, source.stem, pending,
                               list(depends) if not current else [],
-                              self._exposure_names(product, current)), final=True)
-            current, pending = outputs, []
+                              self._exposure_names(product, current, previous)), final=True)
+            current, pending, previous = outputs, [], step
 
     @staticmethod
-    def _exposure_names(product: Product, inputs: list[str]) -> list[str]:
-        if product.multisource or len(inputs) != len(product.science):
+    def _exposure_names(product: Product, inputs: list[str], previous: str | None) -> list[str]:
+        """Names the pipeline's in-memory models keep after steps that save with
+        invariant_filename (or that never save): the exposure names."""
+        if (product.multisource or len(inputs) != len(product.science)
+                or previous not in ("master_background", *PER_EXPOSURE_SAVERS)):
             return []
         return [os.path.basename(p) for p in product.science]
 
@@ -208,6 +219,15 @@ class Dag:
         """Basenames (without .fits) of final products that get a quick-look plot."""
         return [Path(f).name[: -len(".fits")] for f in self.final
                 if f.endswith(("_s2d.fits", "_x1d.fits", "_c1d.fits"))]
+
+    def unresampled_extract_groups(self) -> dict[int, list[str]]:
+        """Source stems whose extract_1d writes one x1d per exposure, by exposure count."""
+        groups: dict[int, list[str]] = {}
+        for job in self.jobs_of("extract_1d"):
+            if not job.outputs[0].endswith("_0_x1d.fits"):
+                continue
+            groups.setdefault(len(job.outputs), []).append(job.key)
+        return groups
 
     def job_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -463,7 +463,13 @@ def _plot_spec(path: Path, png: Path) -> None:
         ax.plot(w, f, color=color, lw=0.8, drawstyle="steps-mid", label=s.label)
         all_good_flux.append(f[np.isfinite(f)])
     if all_good_flux and sum(a.size for a in all_good_flux):
-        lo, hi = _robust_limits(np.concatenate(all_good_flux), 0.5, 99.5)
+        flux_all = np.concatenate(all_good_flux)
+        lo, hi = _robust_limits(flux_all, 0.5, 99.5)
+        # Keep lines (two or more pixels wide) in view; clip only lone one-pixel spikes.
+        if flux_all.size > 1:
+            pair_max = np.minimum(flux_all[:-1], flux_all[1:])
+            pair_min = np.maximum(flux_all[:-1], flux_all[1:])
+            lo, hi = min(lo, float(pair_min.min())), max(hi, float(pair_max.max()))
         pad = 0.15 * (hi - lo)
         ax.set_ylim(lo - pad, hi + pad)
     else:

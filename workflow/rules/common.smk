@@ -1,6 +1,6 @@
 # Planning (parse time): associations + cheap header reads -> every job of the program.
 import os
-import shlex
+import re
 import sys
 
 from spec3flow import workflow_support as support
@@ -11,6 +11,10 @@ support.configure_crds(config)
 PLAN = support.load_plan(config)
 JOBS = support.make_dag(PLAN, config)
 LAYOUT = JOBS.layout
+
+
+# A stem not ending in _<index> (those are per-exposure spectra of unresampled sources).
+RESAMPLED_STEM = r"jw\d{5}-[^/]*[^/\d](?<!_\d)(?<!_\d\d)"
 
 
 wildcard_constraints:

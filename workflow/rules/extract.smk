@@ -4,6 +4,8 @@ rule extract_1d:
         step_inputs("extract_1d"),
     output:
         LAYOUT.product("{stem}_x1d.fits"),
+    wildcard_constraints:
+        stem=RESAMPLED_STEM,
     params:
         args=step_args("extract_1d"),
     log:
@@ -16,6 +18,33 @@ rule extract_1d:
     threads: 1
     shell:
         "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
+
+
+# Without resampling, extract_1d writes one x1d per exposure (<stem>_<i>_x1d.fits), so
+# sources are grouped by exposure count: one rule per count, constrained to its stems.
+for n_exposures, stems in JOBS.unresampled_extract_groups().items():
+
+    rule:
+        name:
+            f"extract_1d_{n_exposures}_exposures"
+        input:
+            step_inputs("extract_1d"),
+        output:
+            [LAYOUT.product(f"{{stem}}_{i}_x1d.fits") for i in range(n_exposures)],
+        params:
+            args=step_args("extract_1d"),
+        log:
+            LAYOUT.log("extract_1d", "{stem}"),
+        benchmark:
+            LAYOUT.benchmark("extract_1d", "{stem}")
+        wildcard_constraints:
+            stem="|".join(re.escape(stem) for stem in stems),
+        resources:
+            mem_mb=mem_mb("extract_1d"),
+            runtime=runtime("extract_1d"),
+        threads: 1
+        shell:
+            "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
 
 
 rule combine_1d:

@@ -1,0 +1,356 @@
+#!/usr/bin/env python
+"""Benchmark spec3flow (Snakemake DAG) against Spec3Pipeline on a synthetic NIRSpec MOS program.
+
+    python bench/run_bench.py --n-sources 50 --cores 2 --workdir bench/out
+
+Steps (see bench/README.md for what each number means):
+
+1. make (or reuse) a synthetic MOS program of N sources and a local CRDS cache in the workdir;
+2. time ``snakemake -n`` (dry run: parse + plan + DAG) on a fresh results directory;
+3. run the workflow through Snakemake with ``--cores``: wall, CPU (user+sys of the whole
+   process tree), peak RSS of the largest job (Snakemake ``benchmark:`` files) and of the
+   Snakemake main process, job count;
+4. run Spec3Pipeline (``python -m spec3flow.baseline``) on the workflow's associations with
+   the same CRDS environment: wall, CPU, peak RSS;
+5. compare the two sets of products (``spec3flow.compare.compare_dirs``);
+6. print a table and write it as CSV + Markdown into the workdir.
+
+This is a script, not a test: it exits non-zero only when a run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+SNAKEMAKE = Path(PYTHON).parent / "snakemake"
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+PROFILE = REPO / "workflow" / "profiles" / "default"
+
+#: Columns of the result row, in order (fixed, so rows of --skip-pipeline runs line up in
+#: bench_history.csv with full ones).
+COLUMNS = [
+    "case", "n_sources", "cores", "jobs_planned", "jobs_run", "dryrun_wall_s",
+    "wf_wall_s", "wf_cpu_s", "wf_peak_job_rss_mb", "wf_peak_job", "wf_tree_maxrss_mb",
+    "wf_snakemake_rss_mb", "wf_jobs_sum_s", "wf_jobs_sum_cpu_s",
+    "pipe_wall_s", "pipe_cpu_s", "pipe_peak_rss_mb", "wall_ratio", "cpu_ratio", "rss_ratio",
+    "files_equal", "files_different", "only_workflow", "only_pipeline",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Measuring one subprocess
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    returncode: int
+    wall_s: float
+    cpu_s: float  # user + sys of the process and all descendants it (transitively) reaped
+    tree_maxrss_mb: float  # largest single process in that tree (ru_maxrss)
+    main_peak_rss_mb: float  # the top process alone, polled (NaN if psutil is missing)
+
+
+def _poll_rss(pid: int, stop: threading.Event, out: list[float], interval: float = 0.1) -> None:
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+    except Exception:  # psutil missing or process already gone
+        return
+    peak = 0
+    while not stop.is_set():
+        try:
+            peak = max(peak, proc.memory_info().rss)
+        except Exception:
+            break
+        stop.wait(interval)
+    out.append(peak / 2**20)
+
+
+def measure(cmd: list[str], *, cwd: Path, env: dict, log: Path) -> Measurement:
+    """Run ``cmd``; wall time, and rusage of exactly this child's tree via ``os.wait4``.
+
+    ``wait4`` returns the child's own usage plus that of every descendant it waited for
+    (Snakemake waits for each job's shell, the shell for the job's python), so CPU is the
+    whole tree's and ``ru_maxrss`` is the peak RSS of the largest single process in it.
+    Unlike ``getrusage(RUSAGE_CHILDREN)`` deltas, ``ru_maxrss`` is not polluted by
+    earlier children of this script.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        stop, peak = threading.Event(), []
+        poller = threading.Thread(target=_poll_rss, args=(proc.pid, stop, peak), daemon=True)
+        poller.start()
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        stop.set()
+        poller.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
+    return Measurement(
+        returncode=proc.returncode,
+        wall_s=wall,
+        cpu_s=ru.ru_utime + ru.ru_stime,
+        tree_maxrss_mb=ru.ru_maxrss / 1024,  # Linux: kilobytes
+        main_peak_rss_mb=peak[0] if peak else float("nan"),
+    )
+
+
+def check(m: Measurement, what: str, log: Path) -> None:
+    if m.returncode != 0:
+        tail = log.read_text(errors="replace")[-4000:]
+        sys.exit(f"{what} failed (exit {m.returncode}); log {log}:\n{tail}")
+
+
+# --------------------------------------------------------------------------------------
+# Setup: program, CRDS cache, deployed workflow directory
+# --------------------------------------------------------------------------------------
+
+
+def ensure_program(input_dir: Path, n_sources: int, seed: int) -> None:
+    stamp = input_dir / ".bench.json"
+    want = {"mode": "mos", "n_sources": n_sources, "seed": seed}
+    if stamp.exists() and json.loads(stamp.read_text()) == want:
+        print(f"reusing synthetic program in {input_dir}")
+        return
+    shutil.rmtree(input_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    subprocess.run([PYTHON, "-m", "spec3flow.synth", "--mode", "mos", "--outdir", str(input_dir),
+                    "--n-sources", str(n_sources), "--seed", str(seed)],
+                   check=True, capture_output=True, text=True)
+    stamp.write_text(json.dumps(want))
+    print(f"made synthetic MOS program ({n_sources} sources) in {input_dir} "
+          f"({time.perf_counter() - t0:.1f} s)")
+
+
+def ensure_crds(crds_path: Path) -> None:
+    from spec3flow.crds_local import build_local_crds
+
+    build_local_crds(crds_path)  # idempotent: returns at once when complete and current
+
+
+def write_configs(run_dir: Path, input_dir: Path, crds_path: Path, plots: bool) -> Path:
+    """A deployed-workflow working directory, as tests/conftest.py makes one."""
+    (run_dir / "config").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "config" / "config.yaml", run_dir / "config" / "config.yaml")
+    cfg = {
+        "input_dir": str(input_dir.resolve()),
+        "results_dir": str((run_dir / "results").resolve()),
+        "modes": ["NRS_MSASPEC"],
+        "crds": {"use_local_context": True, "local_path": str(crds_path.resolve())},
+        "qa": {"plots": plots},
+    }
+    path = run_dir / "bench-config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def snakemake_cmd(configfile: Path, cores: int, *extra: str) -> list[str]:
+    return [str(SNAKEMAKE), "--snakefile", str(SNAKEFILE), "--profile", str(PROFILE),
+            "--configfile", str(configfile), "--cores", str(cores), *extra]
+
+
+# --------------------------------------------------------------------------------------
+# Reading results
+# --------------------------------------------------------------------------------------
+
+
+def read_benchmarks(bench_dir: Path, since: float = 0.0) -> pd.DataFrame:
+    """One row per job benchmark file written after ``since`` (epoch seconds; with
+    ``--keep`` older files belong to earlier runs): rule, job, s, max_rss (MB), cpu_time, ..."""
+    rows = []
+    for tsv in sorted(bench_dir.glob("*/*.tsv")):
+        if tsv.stat().st_mtime < since:
+            continue
+        df = pd.read_csv(tsv, sep="\t", na_values=["-", "NA"])
+        if df.empty:
+            continue
+        row = df.iloc[-1].to_dict()  # one line per repeat; snakemake writes one by default
+        row.update(rule=tsv.parent.name, job=tsv.stem)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in ("s", "max_rss", "cpu_time"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def dryrun_job_count(text: str) -> int | None:
+    """``total  N`` from the Job stats table of ``snakemake -n``."""
+    m = re.findall(r"^total\s+(\d+)\s*$", text, flags=re.M)
+    if m:
+        return int(m[-1])
+    return 0 if "Nothing to be done" in text else None
+
+
+def run_job_count(text: str) -> int | None:
+    """``N of M steps (100%) done`` from a real run's log."""
+    m = re.findall(r"(\d+) of (\d+) steps? \(\d+%\) done", text)
+    if m:
+        return int(m[-1][0])
+    return 0 if "Nothing to be done" in text else None
+
+
+def compare_products(wf_dir: Path, pipe_dir: Path) -> dict:
+    from spec3flow.compare import compare_dirs
+
+    only_wf, only_pipe, diffs = compare_dirs(wf_dir, pipe_dir)
+    equal = [d for d in diffs if d.arrays_equal and not d.keyword_diffs]
+    different = [d for d in diffs if not (d.arrays_equal and not d.keyword_diffs)]
+    for d in different[:10]:
+        print(f"  DIFFERENT {d.name}: max|diff|={d.max_abs_diff:g} nan mismatches={d.nan_mismatch} "
+              f"shape={d.shape_mismatch[:2]} keywords={d.keyword_diffs[:3]}")
+    for name in only_wf[:10]:
+        print(f"  only in workflow: {name}")
+    for name in only_pipe[:10]:
+        print(f"  only in Spec3Pipeline: {name}")
+    return {"files_equal": len(equal), "files_different": len(different),
+            "only_workflow": len(only_wf), "only_pipeline": len(only_pipe)}
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-sources", type=int, default=50, help="MOS sources (default 50)")
+    p.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
+    p.add_argument("--workdir", type=Path, default=REPO / "bench" / "out",
+                   help="where program, CRDS cache, runs and tables go (default bench/out)")
+    p.add_argument("--seed", type=int, default=1, help="synthetic program seed (default 1)")
+    p.add_argument("--skip-pipeline", action="store_true", help="do not run Spec3Pipeline")
+    p.add_argument("--keep", action="store_true",
+                   help="keep previous workflow results (default: fresh results dir each run)")
+    p.add_argument("--plots", action="store_true",
+                   help="include the workflow's quick-look PNG jobs (default off: Spec3Pipeline "
+                        "makes no plots)")
+    args = p.parse_args(argv)
+
+    load_at_start = os.getloadavg()[0]
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    case = f"mos_n{args.n_sources}_c{args.cores}"
+    input_dir = workdir / f"program_n{args.n_sources}_s{args.seed}"
+    crds_path = workdir / "crds_cache"
+    run_dir = workdir / "runs" / case
+    results = run_dir / "results"
+    baseline = run_dir / "spec3pipeline"
+    logs = run_dir / "bench_logs"
+
+    ensure_program(input_dir, args.n_sources, args.seed)
+    ensure_crds(crds_path)
+    if not args.keep:
+        for d in (results, baseline, run_dir / ".snakemake"):
+            shutil.rmtree(d, ignore_errors=True)
+    configfile = write_configs(run_dir, input_dir, crds_path, args.plots)
+    env = dict(os.environ)
+
+    # Dry run first, on the (fresh) results dir: the full DAG is planned and listed.
+    print("snakemake -n ...", flush=True)
+    dry = measure(snakemake_cmd(configfile, args.cores, "-n"), cwd=run_dir, env=env,
+                  log=logs / "dryrun.log")
+    check(dry, "snakemake -n", logs / "dryrun.log")
+    n_jobs_planned = dryrun_job_count((logs / "dryrun.log").read_text())
+
+    print(f"snakemake --cores {args.cores} ...", flush=True)
+    run_started = time.time() - 1  # benchmark files are only those of this run (--keep)
+    wf = measure(snakemake_cmd(configfile, args.cores), cwd=run_dir, env=env,
+                 log=logs / "workflow.log")
+    check(wf, "snakemake", logs / "workflow.log")
+    n_jobs_run = run_job_count((logs / "workflow.log").read_text())
+
+    bench = read_benchmarks(results / "benchmarks", since=run_started)
+    if len(bench) and bench["max_rss"].notna().any():
+        top = bench.loc[bench["max_rss"].idxmax()]
+        peak_job_rss, peak_job = float(top["max_rss"]), f"{top['rule']}/{top['job']}"
+    else:
+        peak_job_rss, peak_job = float("nan"), ""
+
+    row = {
+        "case": case,
+        "n_sources": args.n_sources,
+        "cores": args.cores,
+        "jobs_planned": n_jobs_planned,
+        "jobs_run": n_jobs_run,
+        "dryrun_wall_s": dry.wall_s,
+        "wf_wall_s": wf.wall_s,
+        "wf_cpu_s": wf.cpu_s,
+        "wf_peak_job_rss_mb": peak_job_rss,
+        "wf_peak_job": peak_job,
+        "wf_tree_maxrss_mb": wf.tree_maxrss_mb,
+        "wf_snakemake_rss_mb": wf.main_peak_rss_mb,
+        "wf_jobs_sum_s": float(bench["s"].sum()) if "s" in bench else float("nan"),
+        "wf_jobs_sum_cpu_s": float(bench["cpu_time"].sum()) if "cpu_time" in bench else float("nan"),
+    }
+
+    if not args.skip_pipeline:
+        from spec3flow.crds_local import apply_crds_env
+
+        asns = sorted((results / "asn").glob("*.json"))
+        print(f"Spec3Pipeline on {len(asns)} association(s) ...", flush=True)
+        pipe = measure([PYTHON, "-m", "spec3flow.baseline", *map(str, asns), "--output-dir", str(baseline)],
+                       cwd=run_dir, env=apply_crds_env(crds_path, env), log=logs / "spec3pipeline.log")
+        check(pipe, "Spec3Pipeline", logs / "spec3pipeline.log")
+        row.update(pipe_wall_s=pipe.wall_s, pipe_cpu_s=pipe.cpu_s, pipe_peak_rss_mb=pipe.tree_maxrss_mb)
+        row.update(wall_ratio=wf.wall_s / pipe.wall_s, cpu_ratio=wf.cpu_s / pipe.cpu_s,
+                   rss_ratio=peak_job_rss / pipe.tree_maxrss_mb)
+        print("comparing products ...", flush=True)
+        row.update(compare_products(results / "products", baseline))
+
+    table = pd.DataFrame([row]).reindex(columns=COLUMNS)
+    csv_path, md_path = workdir / f"bench_{case}.csv", workdir / f"bench_{case}.md"
+    table.to_csv(csv_path, index=False, float_format="%.4g")
+
+    per_rule = pd.DataFrame()
+    if len(bench):
+        per_rule = bench.groupby("rule").agg(
+            jobs=("s", "size"), sum_s=("s", "sum"), max_s=("s", "max"), max_rss_mb=("max_rss", "max"),
+            **({"sum_cpu_s": ("cpu_time", "sum")} if "cpu_time" in bench else {}),
+        ).sort_values("sum_s", ascending=False)
+
+    transposed = table.T.rename(columns={0: "value"})
+    shown = transposed.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+    md = [f"# spec3flow benchmark: {case}", "",
+          f"{time.strftime('%Y-%m-%d %H:%M:%S')}, 1-min load average at start: {load_at_start:.2f} ({os.cpu_count()} CPUs)", "",
+          shown.to_markdown(), ""]
+    if len(per_rule):
+        md += ["## Workflow jobs per rule (Snakemake benchmark files)", "",
+               per_rule.to_markdown(floatfmt=".4g"), ""]
+    md_path.write_text("\n".join(md))
+
+    # A running history of every case, for comparing sizes/cores.
+    history = workdir / "bench_history.csv"
+    table.assign(when=time.strftime("%Y-%m-%dT%H:%M:%S")).to_csv(
+        history, mode="a", header=not history.exists(), index=False, float_format="%.4g")
+
+    print()
+    print(shown.to_string())
+    if len(per_rule):
+        print()
+        print(per_rule.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(f"\nwrote {csv_path}\n      {md_path}\n      (appended) {history}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
