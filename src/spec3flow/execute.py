@@ -296,7 +296,14 @@ RUNNERS = {
 
 
 # ---------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, allow_remote: bool = True) -> int:
+    """Run one step job; through the warm server when one is running (see spec3flow.warm)."""
+    if allow_remote:
+        from spec3flow import warm
+
+        code = warm.run_remote(list(sys.argv[1:] if argv is None else argv))
+        if code is not None:
+            return code
     parser = argparse.ArgumentParser(prog="python -m spec3flow.execute", description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=sorted(RUNNERS))
     parser.add_argument("--asn", type=Path, required=True, help="Level 3 association of the product")

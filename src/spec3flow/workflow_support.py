@@ -57,10 +57,14 @@ def load_plan(config: dict) -> Plan:
     results = config["results_dir"].rstrip("/")
     asn_cfg = config.get("associations", {})
     try:
-        return build_plan(config["input_dir"], f"{results}/.plan/asn", config["modes"],
+        plan = build_plan(config["input_dir"], f"{results}/.plan/asn", config["modes"],
                           asn_cfg.get("source", "auto"), asn_cfg.get("pool_csv"))
     except PlanError as exc:
         fail(str(exc))
+    # Parse-time logging has no handler: say what was left out, one line per file.
+    for name, reason in plan.skipped:
+        print(f"spec3flow: skipping {name}: {reason}", file=sys.stderr)
+    return plan
 
 
 def make_dag(plan: Plan, config: dict) -> Dag:
@@ -142,3 +146,38 @@ def mem_mb(step: str, input_mb: float, attempt: int = 1) -> int:
 def runtime_min(step: str, input_mb: float, attempt: int = 1) -> int:
     base, per_mb = RUNTIME_MODEL.get(step, (5, 0.05))
     return int((base + per_mb * input_mb) * attempt)
+
+
+# ------------------------------------------------------------- warm interpreter
+def warm_socket_path(config: dict) -> Path:
+    """A short, per-results-dir socket path (AF_UNIX paths are limited to ~100 bytes)."""
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha1(str(Path(config["results_dir"]).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"spec3flow-{key}.sock"
+
+
+def start_warm_interpreter(config: dict, workflow) -> None:
+    """onstart: a warm server for the local executor (cluster jobs run plain processes)."""
+    from spec3flow import warm
+
+    if not config.get("execution", {}).get("warm_interpreter", True):
+        return
+    if not workflow.local_exec or workflow.dryrun:
+        return
+    results = Path(config["results_dir"])
+    socket_path = warm_socket_path(config)
+    if warm.start_background(socket_path, results / "logs" / "warm_interpreter.log",
+                             ledger=results / "benchmarks" / "warm_interpreter_jobs.jsonl"):
+        os.environ[warm.SOCKET_ENV] = str(socket_path)
+        log.info("warm interpreter ready at %s", socket_path)
+    else:
+        log.warning("warm interpreter did not start; jobs run as plain processes")
+
+
+def stop_warm_interpreter(config: dict) -> None:
+    from spec3flow import warm
+
+    os.environ.pop(warm.SOCKET_ENV, None)
+    warm.shutdown(warm_socket_path(config))

@@ -49,3 +49,15 @@ def mem_mb(step):
 
 def runtime(step):
     return lambda wildcards, input, attempt: support.runtime_min(step, input.size_mb, attempt)
+
+
+onstart:
+    support.start_warm_interpreter(config, workflow)
+
+
+onsuccess:
+    support.stop_warm_interpreter(config)
+
+
+onerror:
+    support.stop_warm_interpreter(config)
