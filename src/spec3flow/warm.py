@@ -267,8 +267,12 @@ def shutdown(socket_path: Path) -> None:
 
 
 def start_background(socket_path: Path, log_path: Path, ledger: Path | None = None,
-                     wait_s: float = 60.0) -> bool:
-    """Start a server detached from the caller and wait until it accepts jobs."""
+                     wait_s: float = 60.0):
+    """Start a server in its own session and wait until it accepts jobs.
+
+    Returns the server's ``Popen`` (None if it did not come up): waiting for it after
+    :func:`shutdown` reaps it, so its jobs' CPU time counts as the caller's children's.
+    """
     import subprocess
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -277,13 +281,16 @@ def start_background(socket_path: Path, log_path: Path, ledger: Path | None = No
     if ledger is not None:
         cmd += ["--ledger", os.fspath(ledger)]
     with open(log_path, "ab") as log:
-        subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         if socket_path.exists():
-            return True
+            return proc
         time.sleep(0.1)
-    return False
+    proc.kill()
+    proc.wait()
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,16 +168,30 @@ def start_warm_interpreter(config: dict, workflow) -> None:
         return
     results = Path(config["results_dir"])
     socket_path = warm_socket_path(config)
-    if warm.start_background(socket_path, results / "logs" / "warm_interpreter.log",
-                             ledger=results / "benchmarks" / "warm_interpreter_jobs.jsonl"):
+    server = warm.start_background(socket_path, results / "logs" / "warm_interpreter.log",
+                                   ledger=results / "benchmarks" / "warm_interpreter_jobs.jsonl")
+    if server is not None:
+        _WARM_SERVERS.append(server)
         os.environ[warm.SOCKET_ENV] = str(socket_path)
         log.info("warm interpreter ready at %s", socket_path)
     else:
         log.warning("warm interpreter did not start; jobs run as plain processes")
 
 
+_WARM_SERVERS: list = []
+
+
 def stop_warm_interpreter(config: dict) -> None:
+    import subprocess
+
     from spec3flow import warm
 
     os.environ.pop(warm.SOCKET_ENV, None)
     warm.shutdown(warm_socket_path(config))
+    while _WARM_SERVERS:
+        server = _WARM_SERVERS.pop()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
