@@ -8,6 +8,7 @@ Spec3Pipeline's source-ID rules) so products sit beside MAST's without surprise.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import OrderedDict
@@ -107,8 +108,11 @@ def mos_source_id(source_id: int, source_name: str) -> str:
 
 def slit_headers(path: Path) -> list[fits.Header]:
     """The SCI extension headers of a MultiSlitModel file (one per slit)."""
-    with fits.open(path) as hdul:
-        return [hdu.header for hdu in hdul[1:] if hdu.header.get("EXTNAME") == "SCI"]
+    try:
+        with fits.open(path) as hdul:
+            return [hdu.header for hdu in hdul[1:] if hdu.header.get("EXTNAME") == "SCI"]
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"{path}: not a readable FITS file ({exc})") from None
 
 
 def plan_sources(exp_type: str, name: str, science_paths: list[Path]) -> list[Source]:
@@ -148,7 +152,8 @@ def plan_sources(exp_type: str, name: str, science_paths: list[Path]) -> list[So
 
 
 # ---------------------------------------------------------------------- products
-def products_from_association(asn_path: Path, modes: set[str]) -> list[Product]:
+def products_from_association(asn_path: Path, modes: set[str],
+                              skipped: list[tuple[str, str]] | None = None) -> list[Product]:
     data = asnlib.load_level3_association(asn_path)
     base = asn_path.resolve().parent
     out = []
@@ -158,8 +163,13 @@ def products_from_association(asn_path: Path, modes: set[str]) -> list[Product]:
         science = [Path(os.path.normpath(base / m["expname"])) for m in members if m["exptype"].lower() == "science"]
         background = [Path(os.path.normpath(base / m["expname"])) for m in members if m["exptype"].lower() == "background"]
         exp_type = read_exp_type(science[0])
+        for member in science[1:] + background:
+            read_exp_type(member)  # every member a readable FITS file with EXP_TYPE
         if exp_type not in modes:
             log.info("skipping %s: EXP_TYPE %s is not among the configured modes", asn_path, exp_type)
+            if skipped is not None:
+                skipped.append((asn_path.name, f"product {product['name']} has EXP_TYPE {exp_type}, "
+                                               f"not among the configured modes"))
             continue
         if exp_type not in SUPPORTED_TYPES:
             raise PlanError(f"{asn_path}: EXP_TYPE {exp_type} is not supported yet")
@@ -174,18 +184,33 @@ def products_from_association(asn_path: Path, modes: set[str]) -> list[Product]:
     return out
 
 
+def _asn_type(path: Path) -> str:
+    try:
+        return repr(json.loads(path.read_text()).get("asn_type"))
+    except (OSError, ValueError, AttributeError):
+        return "unreadable"
+
+
 def make_associations(input_dir: Path, asn_dir: Path, modes: list[str],
-                      source: str = "auto", pool_csv: str | None = None) -> list[Path]:
+                      source: str = "auto", pool_csv: str | None = None,
+                      skipped: list[tuple[str, str]] | None = None) -> list[Path]:
     """Write the Level 3 associations of ``input_dir`` into ``asn_dir``; return them.
 
     MAST-shipped ``*_asn.json`` are rewritten only so that member names resolve from
     ``asn_dir``; otherwise a pool built from the cal headers (or ``pool_csv``) goes
     through jwst's association generator.
     """
-    import json
-
+    skipped = [] if skipped is None else skipped
     asn_dir.mkdir(parents=True, exist_ok=True)
     shipped = asnlib.find_associations(input_dir) if source in ("auto", "files") else []
+    not_level3 = []
+    if source in ("auto", "files"):
+        for path in sorted(input_dir.glob("*_asn.json")):
+            if path not in shipped:
+                asn_type = _asn_type(path)
+                not_level3.append(f"{path.name} (asn_type {asn_type})")
+                skipped.append((path.name, f"asn_type {asn_type} is not a Level 3 "
+                                           "spectroscopic association"))
     if shipped:
         written = []
         for path in shipped:
@@ -199,6 +224,9 @@ def make_associations(input_dir: Path, asn_dir: Path, modes: list[str],
             written.append(out)
         return written
     if source == "files":
+        if not_level3:
+            raise PlanError(f"input_dir {input_dir}: associations.source is 'files' but it holds no "
+                            f"Level 3 spec3 association, only {', '.join(not_level3)}")
         raise PlanError(f"input_dir {input_dir}: associations.source is 'files' but it holds no *_asn.json")
     if source == "pool" or pool_csv:
         if not pool_csv:
@@ -210,6 +238,8 @@ def make_associations(input_dir: Path, asn_dir: Path, modes: list[str],
         if exp_type not in modes:
             log.info("skipping %s: EXP_TYPE %s is not among the configured modes %s",
                      path.name, exp_type, ", ".join(modes))
+            skipped.append((path.name, f"EXP_TYPE {exp_type} is not among the configured modes "
+                                       f"{', '.join(modes)}"))
     pool = asnlib.pool_from_cal_files(cal_files)
     return asnlib.generate_associations(pool, asn_dir, modes, member_dir=input_dir)
 
@@ -217,8 +247,9 @@ def make_associations(input_dir: Path, asn_dir: Path, modes: list[str],
 def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: list[str],
                source: str = "auto", pool_csv: str | None = None) -> Plan:
     input_dir, asn_dir = Path(input_dir), Path(asn_dir)
+    skipped: list[tuple[str, str]] = []
     try:
-        asn_paths = make_associations(input_dir, asn_dir, modes, source, pool_csv)
+        asn_paths = make_associations(input_dir, asn_dir, modes, source, pool_csv, skipped)
     except asnlib.AssociationError as exc:
         raise PlanError(str(exc)) from None
     if not asn_paths:
@@ -226,8 +257,14 @@ def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: 
                         f"for modes {', '.join(modes)}")
     products = []
     for path in sorted(asn_paths):
-        products.extend(products_from_association(path, set(modes)))
-    return Plan(products=products, skipped=[])
+        try:
+            products.extend(products_from_association(path, set(modes), skipped))
+        except asnlib.AssociationError as exc:
+            raise PlanError(str(exc)) from None
+    if not products:
+        raise PlanError(f"input_dir {input_dir}: no Level 3 spectroscopic association "
+                        f"for modes {', '.join(modes)}")
+    return Plan(products=products, skipped=skipped)
 
 
 # ---------------------------------------------------------------------------- CLI
