@@ -1,8 +1,10 @@
-"""CLI: ``python -m spec3flow.synth --mode mos|fs|lrs|all --outdir D [--n-sources N] [--seed S]``.
+"""CLI: ``python -m spec3flow.synth --mode mos|fs|lrs|wfss|all --outdir D [--n-sources N] [--seed S]``.
 
 Writes synthetic Stage 2 ``*_cal.fits`` files plus truth CSVs into ``--outdir``.
 Modes use different observation numbers of one program so they can share a directory:
-MOS obs 001, FS obs 002, MIRI LRS obs 003.
+MOS obs 001, FS obs 002, MIRI LRS obs 003.  ``--mode wfss`` (not part of ``all``)
+writes NIS_WFSS (obs 010), NRC_WFSS (obs 011) and MIR_WFSS (obs 012), each with
+``--wfss-sources`` sources (default 4) over ``--wfss-dithers`` dithers (default 3).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from .common import DEFAULT_PROGRAM
 
 MODES = ("mos", "fs", "lrs")
+EXTRA_MODES = ("wfss",)  # not included in --mode all
 
 
 def _run_mode(mode: str, args) -> list[Path]:
@@ -35,13 +38,20 @@ def _run_mode(mode: str, args) -> list[Path]:
         from .miri_lrs import generate_miri_lrs  # written separately; imported lazily
 
         return generate_miri_lrs(args.outdir, seed=args.seed, program=args.program)
+    if mode == "wfss":
+        from .wfss import generate_all_wfss
+
+        return generate_all_wfss(args.outdir, n_sources=args.wfss_sources,
+                                 n_dithers=args.wfss_dithers, seed=args.seed,
+                                 program=args.program)
     raise ValueError(mode)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m spec3flow.synth", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=MODES + ("all",), default="all")
+    p.add_argument("--mode", choices=MODES + ("all",) + EXTRA_MODES, default="all",
+                   help="'all' = mos, fs, lrs; wfss = NIS/NRC/MIR_WFSS")
     p.add_argument("--outdir", required=True, type=Path)
     p.add_argument("--n-sources", type=int, default=5, help="MOS sources (default 5)")
     p.add_argument("--seed", type=int, default=1)
@@ -52,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--virtual-slit", action="store_true", help="MOS: add a virtual slit")
     p.add_argument("--no-background-slitlet", action="store_true",
                    help="MOS: leave out the BKG slitlet")
+    p.add_argument("--wfss-sources", type=int, default=4, help="WFSS sources (default 4)")
+    p.add_argument("--wfss-dithers", type=int, default=3, help="WFSS dithers (default 3)")
     args = p.parse_args(argv)
 
     modes = MODES if args.mode == "all" else (args.mode,)
