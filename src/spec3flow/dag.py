@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spec3flow.plan import Plan, Product, Source
+from spec3flow.plan import Plan, PlanError, Product, Source
 
 #: Per-source steps in pipeline order (slit modes).
 SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
@@ -161,6 +161,9 @@ class Dag:
                               self._exposure_names(product, current, previous)), final=final)
             current, pending, previous = outputs, [], step
         tail = ["extract_1d"] if resampled else ["extract_1d", "combine_1d"]
+        if not resampled and self.skipped("extract_1d") and not self.skipped("combine_1d"):
+            raise PlanError("config steps: with resample_spec skipped, combine_1d combines "
+                            "extract_1d's spectra; skip combine_1d too or run extract_1d")
         for step in tail:
             if self.skipped(step):
                 pending.append(step)

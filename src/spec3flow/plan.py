@@ -267,6 +267,61 @@ def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: 
     return Plan(products=products, skipped=skipped)
 
 
+# -------------------------------------------------------------------------- cache
+#: Bump when the plan's content or layout changes so old caches are not reused.
+PLAN_FORMAT = 1
+
+
+def inventory_key(input_dir: Path, modes: list[str], source: str, pool_csv: str | None) -> str:
+    """A fingerprint of everything a plan depends on: file names, sizes, mtimes, settings."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps([PLAN_FORMAT, sorted(modes), source, pool_csv,
+                              os.fspath(input_dir.resolve())]).encode())
+    extra = [Path(pool_csv)] if pool_csv else []
+    for path in sorted(input_dir.iterdir()) + extra if input_dir.is_dir() else extra:
+        if path.name.endswith((".fits", ".json", ".csv")) and path.is_file():
+            st = path.stat()
+            digest.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def plan_to_dict(plan: Plan) -> dict:
+    from dataclasses import asdict
+
+    return {"format": PLAN_FORMAT, "products": [asdict(p) for p in plan.products],
+            "skipped": [list(s) for s in plan.skipped]}
+
+
+def plan_from_dict(data: dict) -> Plan:
+    products = []
+    for p in data["products"]:
+        sources = [Source(**s) for s in p.pop("sources")]
+        products.append(Product(**p, sources=sources))
+    return Plan(products=products, skipped=[tuple(s) for s in data["skipped"]])
+
+
+def load_or_build_plan(input_dir: str | os.PathLike, cache_dir: str | os.PathLike, modes: list[str],
+                       source: str = "auto", pool_csv: str | None = None) -> Plan:
+    """The plan, from cache when no input file changed: dry runs and cluster-side
+    re-parses then cost a directory listing, not jwst imports and header reads."""
+    input_dir, cache_dir = Path(input_dir), Path(cache_dir)
+    key = inventory_key(input_dir, modes, source, pool_csv)
+    cached = cache_dir / f"plan-{key}.json"
+    if cached.is_file():
+        try:
+            return plan_from_dict(json.loads(cached.read_text()))
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable or stale cache: plan again
+    plan = build_plan(input_dir, cache_dir / "asn", modes, source, pool_csv)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(plan_to_dict(plan)))
+    os.replace(tmp, cached)
+    return plan
+
+
 # ---------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     """``python -m spec3flow.plan``: write the associations rule's outputs."""

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from spec3flow.dag import Dag, StepJob
-from spec3flow.plan import Plan, PlanError, build_plan
+from spec3flow.plan import Plan, PlanError, load_or_build_plan
 
 log = logging.getLogger("spec3flow.workflow")
 
@@ -57,8 +57,8 @@ def load_plan(config: dict) -> Plan:
     results = config["results_dir"].rstrip("/")
     asn_cfg = config.get("associations", {})
     try:
-        plan = build_plan(config["input_dir"], f"{results}/.plan/asn", config["modes"],
-                          asn_cfg.get("source", "auto"), asn_cfg.get("pool_csv"))
+        plan = load_or_build_plan(config["input_dir"], f"{results}/.plan", config["modes"],
+                                  asn_cfg.get("source", "auto"), asn_cfg.get("pool_csv"))
     except PlanError as exc:
         fail(str(exc))
     # Parse-time logging has no handler: say what was left out, one line per file.
@@ -69,12 +69,12 @@ def load_plan(config: dict) -> Plan:
 
 def make_dag(plan: Plan, config: dict) -> Dag:
     steps = config.get("steps") or {}
-    if steps:
-        try:
+    try:
+        if steps:
             validate_step_params(steps)
-        except ValueError as exc:
-            fail(str(exc))
-    return Dag(plan, config["results_dir"], steps)
+        return Dag(plan, config["results_dir"], steps)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def validate_step_params(steps: dict) -> None:
