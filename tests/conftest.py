@@ -67,11 +67,17 @@ def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = Tru
     return proc
 
 
-def run_baseline(asn_paths: list[Path], output_dir: Path, crds_path: Path, steps: dict | None = None) -> None:
-    """Spec3Pipeline itself, in its own process, against the same CRDS context."""
-    proc = subprocess.run([sys.executable, "-m", "spec3flow.baseline", *map(str, asn_paths),
-                           "--output-dir", str(output_dir), "--steps", json.dumps(steps or {})],
-                          capture_output=True, text=True, env=crds_environment(crds_path))
+def run_baseline(asn_paths: list[Path], output_dir: Path, crds_path: Path, steps: dict | None = None,
+                 chdir: bool = False) -> None:
+    """Spec3Pipeline itself, in its own process, against the same CRDS context.
+
+    ``chdir``: run inside ``output_dir`` (WFSS products are written to the current directory).
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "spec3flow.baseline", *[str(p.resolve()) for p in asn_paths],
+                           "--output-dir", str(output_dir.resolve()), "--steps", json.dumps(steps or {})],
+                          capture_output=True, text=True, env=crds_environment(crds_path),
+                          cwd=output_dir if chdir else None)
     if proc.returncode != 0:
         raise AssertionError(f"Spec3Pipeline failed:\n{proc.stderr[-6000:]}")
 

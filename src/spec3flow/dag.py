@@ -124,7 +124,9 @@ class Dag:
                 self._add(StepJob("master_background", product.asn_name, asn, [], outputs,
                                   depends=members))
                 exposures = outputs
-        if product.multisource:
+        if product.wfss:
+            self._plan_wfss(product, asn, members, exposures, pending)
+        elif product.multisource:
             outputs = [lay.product(f"{s.stem}_cal.fits") for s in product.sources]
             self._add(StepJob("exp_to_source", product.asn_name, asn, exposures, outputs,
                               run_before=pending, depends=members), final=True)
@@ -180,6 +182,37 @@ class Dag:
                               self._exposure_names(product, current, previous)), final=True)
             current, pending, previous = outputs, [], step
 
+    def _plan_wfss(self, product: Product, asn: str, members: list[str], exposures: list[str],
+                   pending: list[str]) -> None:
+        """WFSS: per-source extract_1d and combine_1d kept as intermediates (the pipeline
+        saves none of them), then one job gathers every source into <product>_x1d/_c1d."""
+        lay = self.layout
+        for step in ("extract_1d", "combine_1d"):
+            if self.skipped(step):
+                raise PlanError(f"config steps.{step}.skip: WFSS products are made of {step}'s "
+                                "per-source results; it cannot be skipped for "
+                                f"{product.exp_type} ({product.asn_name})")
+        cal = [lay.source_intermediate(s.stem, "cal") for s in product.sources]
+        self._add(StepJob("exp_to_source", product.asn_name, asn, exposures, cal,
+                          run_before=pending, depends=members))
+        x1ds, c1ds = [], []
+        for source, source_cal in zip(product.sources, cal):
+            current, before = [source_cal], []
+            if self.skipped("pixel_replace"):
+                before.append("pixel_replace")
+            else:
+                replaced = [lay.source_intermediate(source.stem, "pixel_replace")]
+                self._add(StepJob("pixel_replace", source.stem, asn, current, replaced, source.stem))
+                current = replaced
+            x1d, c1d = lay.source_intermediate(source.stem, "x1d"), lay.source_intermediate(source.stem, "c1d")
+            self._add(StepJob("extract_1d", source.stem, asn, current, [x1d], source.stem, before))
+            self._add(StepJob("combine_1d", source.stem, asn, [x1d], [c1d], source.stem))
+            x1ds.append(x1d)
+            c1ds.append(c1d)
+        outputs = [lay.product(f"{product.name}_x1d.fits"), lay.product(f"{product.name}_c1d.fits")]
+        self._add(StepJob("wfss_gather", product.asn_name, asn, x1ds + c1ds, outputs, product.name,
+                          depends=members), final=True)
+
     @staticmethod
     def _exposure_names(product: Product, inputs: list[str], previous: str | None) -> list[str]:
         """Names the pipeline's in-memory models keep after steps that save with
@@ -227,7 +260,7 @@ class Dag:
         """Source stems whose extract_1d writes one x1d per exposure, by exposure count."""
         groups: dict[int, list[str]] = {}
         for job in self.jobs_of("extract_1d"):
-            if not job.outputs[0].endswith("_0_x1d.fits"):
+            if not job.outputs[0].endswith("_0_x1d.fits") or "/intermediate/" in job.outputs[0]:
                 continue
             groups.setdefault(len(job.outputs), []).append(job.key)
         return groups

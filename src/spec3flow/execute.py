@@ -241,6 +241,12 @@ def run_exp_to_source(pipe, asn, inputs, staged, run_before):
             stem = format_product(template, source_id=pipe._create_nrsmos_source_id(result))
         else:
             stem = format_product(template, source_id=f"s{source_id:>09s}")
+        if exp_type in WFSS_TYPES:
+            # The pipeline saves no per-source cal for WFSS: keep it as an intermediate.
+            srcid = f"s{source_id:>09s}"
+            (path,) = [p for p in staged.outputs if p.name.endswith(f"_{srcid}_cal.fits")]
+            result.multiexposure.save(os.fspath(staged.tmp / path.name))
+            continue
         pipe.output_file = stem
         pipe.save_model(result, "cal")
 
@@ -276,11 +282,78 @@ def run_resample_spec(pipe, asn, inputs, staged, run_before):
 
 
 def run_extract_1d(pipe, asn, inputs, staged, run_before):
+    if _exp_type(inputs) in WFSS_TYPES:
+        # Spec3Pipeline keeps WFSS spectra in memory for the gather step.
+        result = _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before,
+                                  save_results=False)
+        result.save(os.fspath(staged.tmp / staged.outputs[0].name))
+        return
     _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before)
 
 
 def run_combine_1d(pipe, asn, inputs, staged, run_before):
-    _run_source_step("combine_1d", pipe, asn, inputs, staged, run_before)
+    if _exp_type(inputs) not in WFSS_TYPES:
+        _run_source_step("combine_1d", pipe, asn, inputs, staged, run_before)
+        return
+    from stdatamodels.jwst import datamodels
+
+    output = staged.tmp / staged.outputs[0].name
+    with datamodels.open(os.fspath(inputs[0])) as x1d:
+        if x1d.meta.cal_step.extract_1d != "COMPLETE":
+            return _write_placeholder(output, "extract_1d did not complete")
+        pipe.combine_1d.save_results = False
+        comb = pipe.combine_1d.run(x1d)
+        if comb is None or comb.meta.cal_step.combine_1d != "COMPLETE":
+            return _write_placeholder(output, "combine_1d did not complete")
+        # What Spec3Pipeline adds to WFSS combined spectra.
+        comb.spec[0].source_ra = x1d.spec[0].spec_table["SOURCE_RA"][0]
+        comb.spec[0].source_dec = x1d.spec[0].spec_table["SOURCE_DEC"][0]
+        comb.save(os.fspath(output))
+
+
+def run_wfss_gather(pipe, asn, inputs, staged, run_before):
+    """The end of Spec3Pipeline for WFSS: every source's spectra in one x1d and one c1d."""
+    from jwst.datamodels.utils.wfss_multispec import make_wfss_multicombined, make_wfss_multiexposure
+    from stdatamodels.jwst import datamodels
+
+    half = len(inputs) // 2
+    x1ds = [datamodels.open(os.fspath(p)) for p in inputs[:half]]
+    combs = [datamodels.open(os.fspath(p)) for p in inputs[half:] if not _is_placeholder(p)]
+    x1d_path, c1d_path = staged.outputs
+    x1d_output = make_wfss_multiexposure(x1ds)
+    pipe._populate_wfss_sregion(x1d_output, open_association(asn))
+    x1d_output.save(os.fspath(staged.tmp / x1d_path.name))
+    make_wfss_multicombined(combs).save(os.fspath(staged.tmp / c1d_path.name))
+
+
+WFSS_TYPES = ("NIS_WFSS", "NRC_WFSS", "MIR_WFSS")
+_PLACEHOLDER_KEY = "S3FSKIP"
+
+
+def _exp_type(inputs) -> str | None:
+    from astropy.io import fits
+
+    try:
+        return str(fits.getval(os.fspath(inputs[0]), "EXP_TYPE")).upper()
+    except (IndexError, KeyError, OSError):
+        return None
+
+
+def _write_placeholder(path: Path, reason: str) -> None:
+    """A declared output for a source Spec3Pipeline leaves out (it says why)."""
+    from astropy.io import fits
+
+    header = fits.Header()
+    header[_PLACEHOLDER_KEY] = (True, "spec3flow: no product for this source")
+    header["S3FWHY"] = reason[:60]
+    fits.PrimaryHDU(header=header).writeto(path)
+    log.warning("%s: %s; the source is left out as Spec3Pipeline leaves it out", path.name, reason)
+
+
+def _is_placeholder(path: Path) -> bool:
+    from astropy.io import fits
+
+    return bool(fits.getheader(os.fspath(path)).get(_PLACEHOLDER_KEY, False))
 
 
 RUNNERS = {
@@ -292,6 +365,7 @@ RUNNERS = {
     "resample_spec": run_resample_spec,
     "extract_1d": run_extract_1d,
     "combine_1d": run_combine_1d,
+    "wfss_gather": run_wfss_gather,
 }
 
 

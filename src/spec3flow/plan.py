@@ -21,10 +21,12 @@ from spec3flow import associations as asnlib
 
 log = logging.getLogger("spec3flow.plan")
 
+#: Wide-field slitless modes: every source extracted, then gathered into one product.
+WFSS_TYPES = frozenset({"NIS_WFSS", "NRC_WFSS", "MIR_WFSS"})
 #: Modes whose exposures hold many sources (MultiSlitModel): exp_to_source fans out.
-MULTISOURCE_SLIT_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT"})
+MULTISOURCE_SLIT_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT"}) | WFSS_TYPES
 #: Modes this workflow knows how to run.
-SUPPORTED_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"})
+SUPPORTED_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"}) | WFSS_TYPES
 
 #: Step order of calwebb_spec3 for slit modes after exp_to_source.
 SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
@@ -57,6 +59,10 @@ class Product:
     @property
     def multisource(self) -> bool:
         return self.exp_type in MULTISOURCE_SLIT_TYPES
+
+    @property
+    def wfss(self) -> bool:
+        return self.exp_type in WFSS_TYPES
 
     @property
     def asn_id(self) -> str:
@@ -138,6 +144,12 @@ def plan_sources(exp_type: str, name: str, science_paths: list[Path]) -> list[So
         if exp_type == "NRS_MSASPEC":
             srcid = mos_source_id(int(first["SOURCEID"]), str(first.get("SRCNAME", "")))
             stem = format_product(name, source_id=srcid)
+        elif exp_type in WFSS_TYPES:
+            # One product holds every source: the per-source stem only names intermediates.
+            srcid = f"s{key:>09s}"
+            stem = format_product(name, source_id=srcid)
+            if "{source_id}" not in name:
+                stem = f"{stem}_{srcid}"
         else:  # NRS_FIXEDSLIT: source_id from the group key, slit names joined
             srcid = f"s{key:>09s}"
             slit_names: list[str] = []
@@ -269,7 +281,7 @@ def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: 
 
 # -------------------------------------------------------------------------- cache
 #: Bump when the plan's content or layout changes so old caches are not reused.
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 
 
 def inventory_key(input_dir: Path, modes: list[str], source: str, pool_csv: str | None) -> str:

@@ -29,6 +29,7 @@ MEMORY_MODEL = {
     "resample_spec": (1200, 10.0),
     "extract_1d": (1200, 4.0),
     "combine_1d": (800, 2.0),
+    "wfss_gather": (1200, 4.0),
 }
 #: Runtime model per step: fixed minutes + minutes per MB of input.
 RUNTIME_MODEL = {step: (5, 0.05) for step in MEMORY_MODEL}
