@@ -170,6 +170,9 @@ class StagedOutputs:
             made = sorted(f.name for f in self.tmp.iterdir())
             raise StepError(f"step did not write {', '.join(missing)} (it wrote: {', '.join(made) or 'nothing'})")
         for path in self.outputs:
+            sidecar = self.tmp / f"{path.name}.prov.json"
+            if sidecar.exists():
+                os.replace(sidecar, f"{path}.prov.json")
             os.replace(self.tmp / path.name, path)
 
     def cleanup(self) -> None:
@@ -191,9 +194,14 @@ def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
     pipe.output_dir = os.fspath(staged.tmp)
     if output_stem:
         pipe.output_file = output_stem
+    from spec3flow import provenance
+
+    started = provenance.now()
     try:
         inputs = [Path(p) for p in inputs]
         RUNNERS[step](pipe, asn, InputFiles(inputs, input_names or []), staged, run_before)
+        record = provenance.job_record(step, [*run_before, step], pipe, inputs, asn, started)
+        provenance.write_sidecars(record, inputs, [staged.tmp / p.name for p in staged.outputs])
         staged.commit()
     finally:
         staged.cleanup()

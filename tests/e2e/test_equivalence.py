@@ -74,3 +74,31 @@ def test_cosmic_rays_flagged(slit_program):
             dqs = [h.data for h in hdul if h.name == "DQ"]
             flagged = any(dq[cr.y, cr.x] & outlier for dq in dqs if dq.shape[0] > cr.y and dq.shape[1] > cr.x)
         assert flagged, cr
+
+
+def test_every_product_has_provenance(slit_program):
+    """A sidecar per final product whose references, statuses and context are the product's own."""
+    import json
+
+    from spec3flow.provenance import history, sidecar_path
+
+    products = sorted((slit_program["results"] / "products").glob("*.fits"))
+    assert products
+    for path in products:
+        sidecar = json.loads(sidecar_path(path).read_text())
+        job = sidecar["job"]
+        header = fits.getheader(path)
+        recorded = job["product_header"]
+        assert recorded["reference_files"] == {k: header[k] for k in header if k.startswith("R_")}
+        assert recorded["step_status"] == {k: header[k] for k in header if k.startswith("S_")}
+        assert recorded["crds_context"] == header.get("CRDS_CTX")
+        assert job["software"]["jwst"] == "3.0.0"
+        assert job["inputs"] or job["association"]["sha256"]
+        steps = [j["step"] for j in history(sidecar)]
+        assert steps[-1] == job["step"]
+        for name in job["steps_run"]:
+            if name in ("exp_to_source", "wfss_gather"):
+                continue
+            assert "skip" in job["parameters"][name]
+    manifest = json.loads((slit_program["results"] / "provenance.json").read_text())
+    assert {p["product"] for p in manifest["products"]} == {p.name for p in products}

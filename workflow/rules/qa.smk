@@ -32,3 +32,16 @@ rule summary:
     localrule: True
     shell:
         "{PYTHON} -m spec3flow.qa summary {output:q} {input:q} > {log:q} 2>&1"
+
+
+rule provenance_manifest:
+    """Program provenance: per final product, the jobs, parameters, references and software behind it."""
+    input:
+        JOBS.final,
+    output:
+        report(f"{RESULTS}/provenance.json", caption="../report/provenance.rst", category="Summary"),
+    log:
+        f"{RESULTS}/logs/provenance_manifest/provenance_manifest.log",
+    localrule: True
+    shell:
+        "{PYTHON} -m spec3flow.provenance {output:q} {input:q} > {log:q} 2>&1"
