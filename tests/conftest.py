@@ -38,11 +38,11 @@ def crds_environment(crds_path: Path) -> dict:
     return apply_crds_env(crds_path, dict(os.environ))
 
 
-def make_program(outdir: Path, modes=("mos",), n_sources: int = 3, seed: int = 7) -> Path:
+def make_program(outdir: Path, modes=("mos",), n_sources: int = 3, seed: int = 7, *extra: str) -> Path:
     """Write a synthetic Stage 2 program (through the generator's CLI) into ``outdir``."""
     for mode in modes:
         subprocess.run([sys.executable, "-m", "spec3flow.synth", "--mode", mode, "--outdir", str(outdir),
-                        "--n-sources", str(n_sources), "--seed", str(seed)],
+                        "--n-sources", str(n_sources), "--seed", str(seed), *extra],
                        check=True, capture_output=True, text=True)
     return outdir
 

@@ -115,6 +115,14 @@ class Dag:
         members = product.science + product.background
         pending: list[str] = []  # skipped steps the next job must run first
         exposures: list[str] = []  # data files the per-source chain starts from ([] = the asn)
+        if product.moving_target:
+            # assign_mtwcs rewrites every member's WCS; later jobs read the rewritten
+            # members through an association of the same name beside them.
+            derived = lay.intermediate(product, "assign_mtwcs", os.path.basename(asn))
+            outputs = [lay.intermediate(product, "assign_mtwcs", os.path.basename(p)) for p in members]
+            self._add(StepJob("assign_mtwcs", product.asn_name, asn, [], outputs + [derived],
+                              depends=members))
+            asn, members = derived, outputs
         if product.background:
             if self.skipped("master_background"):
                 pending.append("master_background")

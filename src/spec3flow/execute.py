@@ -221,6 +221,22 @@ def _save_each(models, paths: list[Path], staged: StagedOutputs) -> None:
         model.meta.filename = filename
 
 
+def run_assign_mtwcs(pipe, asn, inputs, staged, run_before):
+    """Moving targets: assign_mtwcs on every member (in place, as Spec3Pipeline calls it),
+    then the members and an association of the same name pointing at them."""
+    models = open_association(asn)
+    pipe.assign_mtwcs.run(models)
+    *member_paths, derived_asn = staged.outputs
+    by_name = {p.name: p for p in member_paths}
+    for model in models:
+        model.save(os.fspath(staged.tmp / by_name[model.meta.filename].name))
+    table = json.loads(asn.read_text())
+    for product in table["products"]:
+        for member in product["members"]:
+            member["expname"] = os.path.basename(member["expname"])
+    (staged.tmp / derived_asn.name).write_text(json.dumps(table, indent=4))
+
+
 def run_master_background(pipe, asn, inputs, staged, run_before):
     from jwst.master_background.master_background_step import split_container
     from jwst.stpipe import query_step_status
@@ -365,6 +381,7 @@ def _is_placeholder(path: Path) -> bool:
 
 
 RUNNERS = {
+    "assign_mtwcs": run_assign_mtwcs,
     "master_background": run_master_background,
     "exp_to_source": run_exp_to_source,
     "outlier_detection": run_outlier_detection,

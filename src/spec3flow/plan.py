@@ -55,6 +55,7 @@ class Product:
     science: list[str]  # member paths relative to the input directory
     background: list[str]
     sources: list[Source]
+    moving_target: bool = False  # TARGTYPE MOVING: assign_mtwcs runs first
 
     @property
     def multisource(self) -> bool:
@@ -192,8 +193,14 @@ def products_from_association(asn_path: Path, modes: set[str],
             science=[os.fspath(p) for p in science],
             background=[os.fspath(p) for p in background],
             sources=plan_sources(exp_type, product["name"], science),
+            moving_target=is_moving_target(science[0]),
         ))
     return out
+
+
+def is_moving_target(path: Path) -> bool:
+    """jwst.lib.exposure_types.is_moving_target, from the primary header (TARGTYPE)."""
+    return str(fits.getval(path, "TARGTYPE", default="") or "").strip().lower() == "moving"
 
 
 def _asn_type(path: Path) -> str:
@@ -281,7 +288,7 @@ def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: 
 
 # -------------------------------------------------------------------------- cache
 #: Bump when the plan's content or layout changes so old caches are not reused.
-PLAN_FORMAT = 2
+PLAN_FORMAT = 3
 
 
 def inventory_key(input_dir: Path, modes: list[str], source: str, pool_csv: str | None) -> str:

@@ -21,6 +21,7 @@ log = logging.getLogger("spec3flow.workflow")
 
 #: Memory model per step: fixed MB + MB per MB of input (files are read, copied, resampled).
 MEMORY_MODEL = {
+    "assign_mtwcs": (1200, 3.0),
     "master_background": (1200, 6.0),
     "exp_to_source": (1200, 4.0),
     "outlier_detection": (1200, 10.0),

@@ -5,6 +5,10 @@ Modes use different observation numbers of one program so they can share a direc
 MOS obs 001, FS obs 002, MIRI LRS obs 003.  ``--mode wfss`` (not part of ``all``)
 writes NIS_WFSS (obs 010), NRC_WFSS (obs 011) and MIR_WFSS (obs 012), each with
 ``--wfss-sources`` sources (default 4) over ``--wfss-dithers`` dithers (default 3).
+``--mode ifu`` (not part of ``all``) = ``nrs_ifu`` (NRS_IFU, obs 006) + ``mrs`` (MIR_MRS,
+obs 005), ``--n-dithers`` dither positions each (default 4).
+``--mode soss`` (not part of ``all``) writes one non-TSO NIS_SOSS exposure (obs 020,
+SUBSTRIP96, ``--soss-nints`` integrations, default 3).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from pathlib import Path
 from .common import DEFAULT_PROGRAM
 
 MODES = ("mos", "fs", "lrs")
-EXTRA_MODES = ("wfss",)  # not included in --mode all
+IFU_MODES = ("nrs_ifu", "mrs")
+EXTRA_MODES = ("wfss", "soss")  # not included in --mode all
 
 
 def _run_mode(mode: str, args) -> list[Path]:
@@ -44,14 +49,30 @@ def _run_mode(mode: str, args) -> list[Path]:
         return generate_all_wfss(args.outdir, n_sources=args.wfss_sources,
                                  n_dithers=args.wfss_dithers, seed=args.seed,
                                  program=args.program)
+    if mode == "nrs_ifu":
+        from .nirspec_ifu import generate_nirspec_ifu
+
+        return generate_nirspec_ifu(args.outdir, seed=args.seed, program=args.program,
+                                    n_dithers=args.n_dithers)
+    if mode == "mrs":
+        from .miri_mrs import generate_miri_mrs
+
+        return generate_miri_mrs(args.outdir, seed=args.seed, program=args.program,
+                                 n_dithers=args.n_dithers)
+    if mode == "soss":  # slitless (SOSS)
+        from .soss import generate_soss
+
+        return generate_soss(args.outdir, seed=args.seed, program=args.program,
+                             nints=args.soss_nints)
     raise ValueError(mode)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m spec3flow.synth", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=MODES + ("all",) + EXTRA_MODES, default="all",
-                   help="'all' = mos, fs, lrs; wfss = NIS/NRC/MIR_WFSS")
+    p.add_argument("--mode", choices=MODES + ("all",) + EXTRA_MODES + IFU_MODES + ("ifu",),
+                   default="all",
+                   help="'all' = mos, fs, lrs; wfss = NIS/NRC/MIR_WFSS; ifu = nrs_ifu, mrs")
     p.add_argument("--outdir", required=True, type=Path)
     p.add_argument("--n-sources", type=int, default=5, help="MOS sources (default 5)")
     p.add_argument("--seed", type=int, default=1)
@@ -64,12 +85,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="MOS: leave out the BKG slitlet")
     p.add_argument("--wfss-sources", type=int, default=4, help="WFSS sources (default 4)")
     p.add_argument("--wfss-dithers", type=int, default=3, help="WFSS dithers (default 3)")
+    p.add_argument("--soss-nints", type=int, default=3,
+                   help="NIS_SOSS integrations (obs 020, SUBSTRIP96; >= 2, default 3)")
+    p.add_argument("--n-dithers", type=int, default=4,
+                   help="IFU dither positions (nrs_ifu, mrs; 1-4, default 4)")
+    p.add_argument("--moving-target", action="store_true",
+                   help="make the written science exposures a moving-target program (TARGTYPE MOVING)")
     args = p.parse_args(argv)
 
-    modes = MODES if args.mode == "all" else (args.mode,)
+    modes = {"all": MODES, "ifu": IFU_MODES}.get(args.mode, (args.mode,))
     for mode in modes:
         t0 = time.perf_counter()
         files = _run_mode(mode, args)
+        if args.moving_target:
+            from spec3flow.synth.moving import mark_moving_target
+
+            mark_moving_target([f for f in map(Path, files) if f.name.endswith("_cal.fits")])
         dt = time.perf_counter() - t0
         print(f"{mode}: wrote {len(files)} files to {args.outdir} in {dt:.1f} s")
         for f in files:
