@@ -11,7 +11,7 @@ CORES ?= 2
 $(INSTALLED): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -r requirements.lock
+	$(VPY) -m pip install --quiet --require-hashes -r requirements.lock
 	$(VPY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
