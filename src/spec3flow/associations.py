@@ -197,6 +197,10 @@ def _row_from_header(path: Path, hdr) -> dict[str, str]:
     for col in _NONE_IS_NULL:
         if row[col] in ("none", "n/a", "any"):
             row[col] = _NULL
+    # slitless (SOSS): DMS pools carry PATTTYPE NULL for SOSS; Asn_Lv3SlitlessSpectral
+    # rejects *any* patttype value (its not-nod check has no value), so 'NONE' -> NULL.
+    if row["exp_type"] == "nis_soss" and row["patttype"] in ("none", "n/a"):
+        row["patttype"] = _NULL
 
     program = f"{int(hdr['PROGRAM']):05d}" if str(hdr["PROGRAM"]).isdigit() else str(hdr["PROGRAM"])
     obs = _int_str(hdr["OBSERVTN"])

@@ -336,6 +336,220 @@ def write_apcorr_fits(path: Path, entry: RefEntry) -> None:
     model.close()
 
 
+# ----------------------------------------------------------------------------- IFU
+# CUBEPAR rows (values close to the real CRDS files; cube_build reads the row of each
+# band/grating in the data): MIRI (channel, band, spaxel ", step um, wavemin, wavemax).
+# The wavelength ranges of MRS 1B/2B/3A/4A and NIRSpec G235M/F170LP are reduced to the
+# synthetic detectors' ranges (spec3flow.synth.miri_mrs / nirspec_ifu): cube_build
+# takes a cube's wavelength range from CUBEPAR, not from the data.
+_MIRI_CUBEPAR = (
+    ("1", "SHORT", 0.13, 0.0008, 4.90, 5.74), ("1", "MEDIUM", 0.13, 0.0008, 6.000, 6.080),
+    ("1", "LONG", 0.13, 0.0008, 6.53, 7.65), ("2", "SHORT", 0.17, 0.0013, 7.51, 8.77),
+    ("2", "MEDIUM", 0.17, 0.0013, 9.000, 9.112), ("2", "LONG", 0.17, 0.0013, 10.02, 11.70),
+    ("3", "SHORT", 0.20, 0.0025, 12.000, 12.160), ("3", "MEDIUM", 0.20, 0.0025, 13.34, 15.57),
+    ("3", "LONG", 0.20, 0.0025, 15.41, 17.98), ("4", "SHORT", 0.35, 0.006, 19.000, 19.240),
+    ("4", "MEDIUM", 0.35, 0.006, 20.69, 24.48), ("4", "LONG", 0.35, 0.006, 24.19, 27.90),
+)
+# NIRSpec (grating, filter, spaxel ", step um, wavemin, wavemax)
+_NRS_CUBEPAR = (
+    ("PRISM", "CLEAR", 0.10, 0.005, 0.60, 5.30), ("G140M", "F070LP", 0.10, 0.000636, 0.70, 1.27),
+    ("G140M", "F100LP", 0.10, 0.000636, 0.97, 1.89),
+    # reduced to the synthetic NRS_IFU detector range (spec3flow.synth.nirspec_ifu):
+    # cube_build takes the cube's wavelength range from CUBEPAR, not from the data
+    # (the real 1.66-3.17 um gives a 1425-plane, 69 MB s3d for 4 small dithers)
+    ("G235M", "F170LP", 0.10, 0.00106, 2.000, 2.105),
+    ("G395M", "F290LP", 0.10, 0.00179, 2.87, 5.27),
+    ("G140H", "F070LP", 0.10, 0.000235, 0.70, 1.27),
+    ("G140H", "F100LP", 0.10, 0.000235, 0.97, 1.89),
+    ("G235H", "F170LP", 0.10, 0.000396, 1.66, 3.17),
+    ("G395H", "F290LP", 0.10, 0.000665, 2.87, 5.27),
+)
+
+
+def _wavetable(model, attr: str, waves, sroi, wroi, *extra) -> None:
+    """Fill a (wavelength, roispatial, roispectral[, power, softrad | scalerad]) table."""
+    import numpy as np
+
+    dtype = [(n, "f4") for n in ("wavelength", "roispatial", "roispectral")]
+    dtype += [(n, "f4") for n in extra]
+    t = np.zeros(len(waves), dtype=dtype)
+    t["wavelength"] = waves
+    t["roispatial"] = sroi
+    t["roispectral"] = wroi
+    for n in extra:
+        t[n] = {"power": 2.0, "softrad": 0.01, "scalerad": 0.1}[n]
+    setattr(model, attr, t)
+
+
+def write_cubepar_fits(path: Path, entry: RefEntry) -> None:
+    """CUBEPAR (MIRI or NIRSpec) through MiriIFUCubeParsModel / NirspecIFUCubeParsModel.
+
+    Every table of the schema is filled (drizzle, the spec3 default, reads only the
+    per-band CUBEPAR table; msm/emsm read the others).  ROI sizes: spatial = spaxel,
+    spectral = 2 spectral steps.
+    """
+    import numpy as np
+    from stdatamodels.jwst import datamodels as dm
+
+    meta = _ref_meta(entry)
+    if entry.instrument == "miri":
+        model = dm.MiriIFUCubeParsModel()
+        rows = _MIRI_CUBEPAR
+        key = [("channel", "S3"), ("band", "S12")]
+        wave = np.linspace(4.9, 27.9, 24)
+        model.ifucubepars_multichannel_driz_wavetable = np.array(
+            [(w,) for w in wave], dtype=[("wavelength", "f4")])
+        _wavetable(model, "ifucubepars_multichannel_msm_wavetable", wave, 0.1 + 0.01 * wave,
+                   0.0004 * wave, "power", "softrad")
+        _wavetable(model, "ifucubepars_multichannel_emsm_wavetable", wave, 0.1 + 0.01 * wave,
+                   0.0004 * wave, "scalerad")
+    else:
+        model = dm.NirspecIFUCubeParsModel()
+        rows = _NRS_CUBEPAR
+        key = [("disperser", "S15"), ("filter", "S15")]
+        for res, lo, hi, r in (("prism", 0.6, 5.3, 100.0), ("med", 0.7, 5.3, 1000.0),
+                               ("high", 0.7, 5.3, 2700.0)):
+            wave = np.linspace(lo, hi, 12)
+            setattr(model, f"ifucubepars_{res}_driz_wavetable", np.array(
+                [(w,) for w in wave], dtype=[("wavelength", "f4")]))
+            _wavetable(model, f"ifucubepars_{res}_msm_wavetable", wave, 0.1, wave / r,
+                       "power", "softrad")
+            _wavetable(model, f"ifucubepars_{res}_emsm_wavetable", wave, 0.1, wave / r,
+                       "scalerad")
+    main = np.zeros(len(rows), dtype=key + [(n, "f4") for n in (
+        "wavemin", "wavemax", "spaxelsize", "spectralstep")])
+    msm = np.zeros(len(rows), dtype=key + [(n, "f4") for n in (
+        "roispatial", "roispectral", "power", "softrad")])
+    emsm = np.zeros(len(rows), dtype=key + [(n, "f4") for n in (
+        "roispatial", "roispectral", "scalerad")])
+    for i, (a, b, spax, step, wmin, wmax) in enumerate(rows):
+        for t in (main, msm, emsm):
+            t[key[0][0]][i] = a
+            t[key[1][0]][i] = b
+        main["spaxelsize"][i], main["spectralstep"][i] = spax, step
+        main["wavemin"][i], main["wavemax"][i] = wmin, wmax
+        msm["roispatial"][i], msm["roispectral"][i] = spax, 2 * step
+        msm["power"][i], msm["softrad"][i] = 2.0, 0.01
+        emsm["roispatial"][i], emsm["roispectral"][i] = spax, 2 * step
+        emsm["scalerad"][i] = spax
+    model.ifucubepars_table = main
+    model.ifucubepars_msm_table = msm
+    model.ifucubepars_emsm_table = emsm
+    _ref_model_meta(model, entry, meta)
+    model.save(str(path))
+    model.close()
+
+
+def _ref_model_meta(model, entry: RefEntry, meta: Mapping[str, str]) -> None:
+    model.meta.reftype = meta["reftype"]
+    model.meta.instrument.name = meta["instrument"]
+    model.meta.telescope = "JWST"
+    model.meta.exposure.type = entry.exp_types[0]
+    model.meta.exposure.p_exptype = meta["exp_type"]
+    model.meta.pedigree = meta["pedigree"]
+    model.meta.author = meta["author"]
+    model.meta.useafter = meta["useafter"]
+    model.meta.description = meta["description"]
+    if entry.instrument == "miri" and entry.exp_types[0] == "MIR_MRS":
+        model.meta.instrument.detector = "N/A"
+
+
+def write_extract1d_ifu_asdf(path: Path, entry: RefEntry) -> None:
+    """IFU EXTRACT1D (``Extract1dIFUModel``, ASDF, arrays stored inline).
+
+    Circular aperture of radius ``params['radius']`` = (r0 arcsec, slope arcsec/um)
+    -> ``r0 + slope * lambda``; background annulus 1.5-2.5 x radius; no background
+    subtraction; ``method='exact'``.
+    """
+    import numpy as np
+    from stdatamodels.jwst import datamodels as dm
+
+    lo, hi = entry.params["wave_range"]
+    r0, slope = entry.params["radius"]
+    wave = np.linspace(lo, hi, 32).astype("f4")
+    radius = (r0 + slope * wave).astype("f4")
+    model = dm.Extract1dIFUModel()
+    model.meta.region_type = "target"
+    model.meta.subtract_background = False
+    model.meta.method = "exact"
+    model.meta.subpixels = 10
+    model.data = {
+        "wavelength": wave, "wavelength_units": "micron",
+        "radius": radius, "radius_units": "arcsec",
+        "inner_bkg": (1.5 * radius).astype("f4"), "inner_bkg_units": "arcsec",
+        "outer_bkg": (2.5 * radius).astype("f4"), "outer_bkg_units": "arcsec",
+        "axis_ratio": np.ones_like(wave), "axis_pa": np.zeros_like(wave),
+        "axis_pa_units": "deg",
+    }
+    _ref_model_meta(model, entry, _ref_meta(entry))
+    model.save(str(path), all_array_storage="inline")
+    model.close()
+
+
+def mrs_leak_fraction(wavelength_um):
+    """Synthetic MRSPTCORR ``frac_leak``: 3% peak at 12.2 um, sigma 0.25 um."""
+    import numpy as np
+
+    w = np.asarray(wavelength_um, dtype=float)
+    return 0.03 * np.exp(-0.5 * ((w - 12.2) / 0.25) ** 2)
+
+
+def write_mrsptcorr_fits(path: Path, entry: RefEntry) -> None:
+    """MRSPTCORR (``MirMrsPtCorrModel``): the LEAKCOR table spectral_leak uses
+    (:func:`mrs_leak_fraction` on 11.5-13.5 um), plus small plausible TRACOR and
+    WAVCORR tables (used by Stage 2 steps only)."""
+    import numpy as np
+    from stdatamodels.jwst import datamodels as dm
+
+    model = dm.MirMrsPtCorrModel()
+    w = np.linspace(11.5, 13.5, 201)
+    leak = np.zeros(w.size, dtype=[("wavelength", "f4"), ("frac_leak", "f4"),
+                                   ("err_leak", "f4")])
+    leak["wavelength"] = w
+    leak["frac_leak"] = mrs_leak_fraction(w)
+    leak["err_leak"] = 0.001
+    model.leakcor_table = leak
+    tra = np.zeros(4, dtype=[("channel", "i4")] + [(n, "f4") for n in (
+        "wave_min", "wave_max", "t_wmin_centre", "t_wmin_edge", "t_wmax_centre",
+        "t_wmax_edge")])
+    tra["channel"] = [1, 2, 3, 4]
+    tra["wave_min"] = [4.9, 7.5, 11.5, 17.7]
+    tra["wave_max"] = [7.65, 11.7, 17.98, 27.9]
+    for n in ("t_wmin_centre", "t_wmax_centre"):
+        tra[n] = 1.0
+    for n in ("t_wmin_edge", "t_wmax_edge"):
+        tra[n] = 0.9
+    model.tracor_table = tra
+    opt = np.zeros(12, dtype=[("sub_band", "S16")] + [(n, "f4") for n in (
+        "beta_slice", "wave_min", "wave_max", "srp_min", "srp_max")])
+    for i, (ch, band, spax, _step, wmin, wmax) in enumerate(_MIRI_CUBEPAR):
+        opt[i] = (f"{ch}{'ABC'[('SHORT', 'MEDIUM', 'LONG').index(band)]}",
+                  {"1": 0.177, "2": 0.28, "3": 0.39, "4": 0.64}[ch], wmin, wmax, 3000.0, 3500.0)
+    model.wavcorr_optical_table = opt
+    model.wavcorr_xslice_table = np.array([(0.0, 1.0)], dtype=[("xslice_min", "f4"),
+                                                               ("xslice_max", "f4")])
+    model.wavcorr_shift_table = np.array([(0.0, 0.0, 0.0)], dtype=[
+        ("beta_off", "f4"), ("ds_min", "f4"), ("ds_max", "f4")])
+    _ref_model_meta(model, entry, _ref_meta(entry))
+    model.save(str(path))
+    model.close()
+
+
+# slitless (SOSS): the files are built by spec3flow.synth.soss from the same geometry as
+# its synthetic NIS_SOSS data; its source hash enters the fingerprint via the params.
+def write_soss_reference(path: Path, entry: RefEntry) -> None:
+    """NIRISS SOSS PASTASOSS (asdf) / SPECPROFILE / SPECKERNEL / PHOTOM (fits)."""
+    from spec3flow.synth import soss
+
+    soss.write_reference_file(entry.reftype, path, _ref_meta(entry))
+
+
+_SOSS_SRC_SHA1 = hashlib.sha1(
+    (Path(__file__).parent / "synth" / "soss.py").read_bytes()).hexdigest()
+_SOSS = ("NIS_SOSS",)
+# end slitless (SOSS)
+
+
 _LRS = ("MIR_LRS-FIXEDSLIT",)
 _APC_DESCR = f"spec3flow synthetic APCORR: every value {APCORR_VALUE} (no-op correction)"
 
@@ -363,6 +577,48 @@ REFERENCE_TABLE: tuple[RefEntry, ...] = (
         "miri", "apcorr", _LRS, ".fits", write_apcorr_fits,
         {"model": "MirLrsApcorrModel"}, _APC_DESCR,
     ),
+    # IFU
+    RefEntry(
+        "nirspec", "cubepar", ("NRS_IFU",), ".fits", write_cubepar_fits, {},
+        "spec3flow synthetic CUBEPAR: NIRSpec IFU cube parameters (real-like values)",
+    ),
+    RefEntry(
+        "miri", "cubepar", ("MIR_MRS",), ".fits", write_cubepar_fits, {},
+        "spec3flow synthetic CUBEPAR: MIRI MRS cube parameters (real-like values)",
+    ),
+    RefEntry(
+        "nirspec", "extract1d", ("NRS_IFU",), ".asdf", write_extract1d_ifu_asdf,
+        {"wave_range": (0.6, 5.3), "radius": (0.6, 0.0)},
+        "spec3flow synthetic IFU EXTRACT1D: 0.6 arcsec radius, no background",
+    ),
+    RefEntry(
+        "miri", "extract1d", ("MIR_MRS",), ".asdf", write_extract1d_ifu_asdf,
+        {"wave_range": (4.9, 27.9), "radius": (0.0, 0.1)},
+        "spec3flow synthetic IFU EXTRACT1D: radius 0.1*lambda arcsec, no background",
+    ),
+    RefEntry(
+        "miri", "mrsptcorr", ("MIR_MRS",), ".fits", write_mrsptcorr_fits, {},
+        "spec3flow synthetic MRSPTCORR: 3% leak peaking at 12.2 um",
+    ),
+    # slitless (SOSS): spec3flow.synth.soss geometry (SUBSTRIP96, orders 1-2)
+    RefEntry(
+        "niriss", "pastasoss", _SOSS, ".asdf", write_soss_reference, {"src": _SOSS_SRC_SHA1},
+        "spec3flow synthetic PASTASOSS: traces/wavecal/throughput of spec3flow.synth.soss",
+    ),
+    RefEntry(
+        "niriss", "specprofile", _SOSS, ".fits", write_soss_reference,
+        {"src": _SOSS_SRC_SHA1},
+        "spec3flow synthetic SPECPROFILE: SUBSTRIP96 Gaussian profiles, orders 1-2",
+    ),
+    RefEntry(
+        "niriss", "speckernel", _SOSS, ".fits", write_soss_reference, {"src": _SOSS_SRC_SHA1},
+        "spec3flow synthetic SPECKERNEL: Gaussian kernels, sigma 0.7 px",
+    ),
+    RefEntry(
+        "niriss", "photom", _SOSS, ".fits", write_soss_reference, {"src": _SOSS_SRC_SHA1},
+        "spec3flow synthetic PHOTOM: CLEAR/GR700XD orders 1-3, DN/s -> MJy",
+    ),
+    # end slitless (SOSS)
 )
 
 # --------------------------------------------------------------------------------------

@@ -36,6 +36,23 @@ EXPECTED_FILES = {
         "extract1d": "jwst_miri_extract1d_0001.json",
         "apcorr": "jwst_miri_apcorr_0001.fits",
     },
+    # IFU
+    "NRS_IFU": {
+        "cubepar": "jwst_nirspec_cubepar_0001.fits",
+        "extract1d": "jwst_nirspec_extract1d_0002.asdf",
+    },
+    "MIR_MRS": {
+        "cubepar": "jwst_miri_cubepar_0001.fits",
+        "extract1d": "jwst_miri_extract1d_0002.asdf",
+        "mrsptcorr": "jwst_miri_mrsptcorr_0001.fits",
+    },
+    # slitless (SOSS)
+    "NIS_SOSS": {
+        "pastasoss": "jwst_niriss_pastasoss_0001.asdf",
+        "specprofile": "jwst_niriss_specprofile_0001.fits",
+        "speckernel": "jwst_niriss_speckernel_0001.fits",
+        "photom": "jwst_niriss_photom_0001.fits",
+    },
 }
 
 
@@ -102,8 +119,15 @@ def test_rmaps_list_all_exp_types_explicitly(cache: Path):
     rmaps = sorted(maps.glob("*.rmap"))
     assert [p.name for p in rmaps] == [
         "jwst_miri_apcorr_0001.rmap",
+        "jwst_miri_cubepar_0001.rmap",
         "jwst_miri_extract1d_0001.rmap",
+        "jwst_miri_mrsptcorr_0001.rmap",
+        "jwst_niriss_pastasoss_0001.rmap",
+        "jwst_niriss_photom_0001.rmap",
+        "jwst_niriss_speckernel_0001.rmap",
+        "jwst_niriss_specprofile_0001.rmap",
         "jwst_nirspec_apcorr_0001.rmap",
+        "jwst_nirspec_cubepar_0001.rmap",
         "jwst_nirspec_extract1d_0001.rmap",
     ]
     for path in rmaps:
