@@ -1030,9 +1030,17 @@ def write_summary(paths: Sequence[str | os.PathLike], csv_path: str | os.PathLik
     return df
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, allow_remote: bool = True) -> int:
     """``python -m spec3flow.qa plot IN PNG`` | ``python -m spec3flow.qa summary CSV IN...``"""
     import argparse
+    import sys
+
+    if allow_remote:  # a quick-look job forks from the warm server when one is running
+        from spec3flow import warm
+
+        code = warm.run_remote(list(sys.argv[1:] if argv is None else argv), module="spec3flow.qa")
+        if code is not None:
+            return code
 
     ap = argparse.ArgumentParser(prog="python -m spec3flow.qa", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 SOCKET_ENV = "SPEC3FLOW_WARM_SOCKET"
+#: Command-line modules a job may ask the server to run.
+SERVED_MODULES = ("spec3flow.execute", "spec3flow.qa")
 MAX_FDS = 2
 _HEADER_BYTES = 8
 
@@ -63,8 +65,9 @@ def _recv_message(sock: socket.socket, with_fds: bool = False) -> tuple[dict, li
 
 
 # ----------------------------------------------------------------------- client
-def run_remote(argv: list[str], socket_path: str | None = None) -> int | None:
-    """Run ``spec3flow.execute argv`` in the warm server; None if no server answers."""
+def run_remote(argv: list[str], socket_path: str | None = None,
+               module: str = "spec3flow.execute") -> int | None:
+    """Run ``python -m <module> argv`` in the warm server; None if no server answers."""
     socket_path = socket_path or os.environ.get(SOCKET_ENV)
     if not socket_path or not os.path.exists(socket_path):
         return None
@@ -76,7 +79,7 @@ def run_remote(argv: list[str], socket_path: str | None = None) -> int | None:
     except OSError:
         return None
     with sock:
-        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+        request = {"module": module, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
         try:
             _send_message(sock, request, [sys.stdout.fileno(), sys.stderr.fileno()])
         except OSError:
@@ -102,7 +105,7 @@ def warm_up() -> None:
     from jwst.extract_1d import extract_1d_step  # noqa: F401
     from stdatamodels.jwst import datamodels
 
-    from spec3flow import execute  # noqa: F401
+    from spec3flow import execute, qa  # noqa: F401  (qa: matplotlib for quick-look jobs)
 
     # First model save/open pays one-time ASDF/schema set-up: pay it here.
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +120,7 @@ def warm_up() -> None:
     gc.freeze()  # children share the imported heap and the collector skips it
 
 
-def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:
+def _run_child(conn: socket.socket, request: dict, fds: list[int], import_env: dict) -> None:
     """In the forked child: become the job's process, run it, report, exit."""
     code = 1
     try:
@@ -129,12 +132,18 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        # Imports record their defaults in os.environ (CRDS does): keep those.
+        for key, value in import_env.items():
+            os.environ.setdefault(key, value)
         os.environ.pop(SOCKET_ENV, None)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        from spec3flow import execute
+        import importlib
 
-        code = execute.main(request["argv"], allow_remote=False)
+        module = request.get("module", "spec3flow.execute")
+        if module not in SERVED_MODULES:
+            raise ValueError(f"the warm server does not run {module}")
+        code = importlib.import_module(module).main(request["argv"], allow_remote=False)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the job's own traceback goes to its log
@@ -156,6 +165,7 @@ def _record(ledger: Path | None, request: dict, wall: float, status: int, usage)
         return
     argv = request.get("argv", [])
     record = {
+        "module": request.get("module"),
         "step": argv[0] if argv else None,
         "outputs": argv[argv.index("--outputs") + 1] if "--outputs" in argv else None,
         "wall_s": round(wall, 3),
@@ -169,7 +179,9 @@ def _record(ledger: Path | None, request: dict, wall: float, status: int, usage)
 
 def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | None = None,
           ledger: Path | None = None) -> None:
+    before = dict(os.environ)
     warm_up()
+    import_env = {k: v for k, v in os.environ.items() if before.get(k) != v}
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     if socket_path.exists():
         socket_path.unlink()
@@ -221,7 +233,7 @@ def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | Non
             pid = os.fork()
             if pid == 0:
                 server.close()
-                _run_child(conn, request, fds)
+                _run_child(conn, request, fds, import_env)
             children[pid] = (time.monotonic(), request)
             for fd in fds:
                 os.close(fd)
