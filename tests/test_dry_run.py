@@ -40,7 +40,7 @@ def job_outputs(stdout: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     rule = None
     for line in stdout.splitlines():
-        m = re.match(r"^(?:local)?rule (\S+):$", line)
+        m = re.match(r"^\s*(?:local)?rule (\S+):$", line)
         if m:
             rule = m.group(1)
             out.setdefault(rule, [])
@@ -123,6 +123,8 @@ def test_mos_default_jobs(mos_program, tmp_path):
         "extract_1d": n + 1,
         "plot_product": 2 * (n + 1),  # s2d and x1d
         "summary": 1,
+        "provenance_manifest": 1,
+        "crds_step_parameters": 1,  # one per association
         "all": 1,
     }
     assert snapshot(input_dir) == before  # planning writes nothing into input_dir

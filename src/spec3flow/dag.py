@@ -42,6 +42,9 @@ class StepJob:
     # In-memory file names of per-exposure inputs: steps saving with invariant_filename
     # (crf) leave the pipeline's models named after the exposure, not the saved file.
     input_names: list[str] = field(default_factory=list)
+    pars: str = ""  # CRDS step parameters of the association (see execute.crds_step_pars)
+    # cube_build only: detector pixels feeding the cubes (its memory estimate grows with them).
+    cube_pixels: int = 0
 
     @property
     def data_inputs(self) -> list[str]:
@@ -62,6 +65,9 @@ class Layout:
 
     def intermediate(self, product: Product, step: str, name: str) -> str:
         return f"{self.root}/intermediate/{product.asn_name}/{step}/{name}"
+
+    def pars(self, product: Product) -> str:
+        return f"{self.root}/asn/{product.asn_name}.pars.json"
 
     def source_intermediate(self, stem: str, step: str) -> str:
         return f"{self.root}/intermediate/sources/{stem}_{step}.fits"
@@ -97,7 +103,10 @@ class Dag:
         self.jobs: dict[tuple[str, str], StepJob] = {}
         self.final: list[str] = []
         for product in plan.products:
+            first = len(self.jobs)
             self._plan_product(product)
+            for job in list(self.jobs.values())[first:]:
+                job.pars = self.layout.pars(product)
 
     # ------------------------------------------------------------------ building
     def skipped(self, step: str) -> bool:
@@ -134,6 +143,8 @@ class Dag:
                 exposures = outputs
         if product.wfss:
             self._plan_wfss(product, asn, members, exposures, pending)
+        elif product.ifu:
+            self._plan_ifu(product, asn, members, exposures, pending)
         elif product.multisource:
             outputs = [lay.product(f"{s.stem}_cal.fits") for s in product.sources]
             self._add(StepJob("exp_to_source", product.asn_name, asn, exposures, outputs,
@@ -221,6 +232,59 @@ class Dag:
         self._add(StepJob("wfss_gather", product.asn_name, asn, x1ds + c1ds, outputs, product.name,
                           depends=members), final=True)
 
+    def _plan_ifu(self, product: Product, asn: str, members: list[str], exposures: list[str],
+                  pending: list[str]) -> None:
+        """IFU (NRS_IFU, MIR_MRS), one chain per association as Spec3Pipeline runs it:
+        outlier_detection (mode ifu; one crf per exposure) -> [adaptive_trace_model,
+        pixel_replace] -> cube_build (one job writing every s3d, named at parse time by
+        plan.ifu_cubes) -> extract_1d (one job: the pipeline extracts the cube container
+        in one call) -> for MIR_MRS spectral_leak, which then writes the x1d files while
+        extract_1d's spectra stay intermediates."""
+        from spec3flow.plan import ifu_cubes
+
+        lay = self.layout
+        source = product.sources[0]
+        key = source.stem
+        cubes = ifu_cubes(product, self.steps.get("cube_build") or {})
+        pending = list(pending)
+        current, previous = exposures, ("master_background" if exposures else None)
+        for step in PER_EXPOSURE_SAVERS:
+            if self.skipped(step):
+                pending.append(step)
+                continue
+            if step == "outlier_detection":
+                outputs, final = self._crf_names(product, source), True
+            else:
+                outputs = [lay.intermediate(product, step, os.path.basename(p)) for p in product.science]
+                final = False
+            self._add(StepJob(step, key, asn, current, outputs, key, pending,
+                              list(members) if not current else [],
+                              self._exposure_names(product, current, previous)), final=final)
+            current, pending, previous = outputs, [], step
+        if self.skipped("cube_build"):
+            # Spec3Pipeline: "Resampling was not completed. Skipping extract_1d."
+            if self.skipped("outlier_detection"):
+                raise PlanError(f"config steps: with outlier_detection and cube_build skipped, "
+                                f"Spec3Pipeline saves nothing for {product.exp_type} "
+                                f"({product.asn_name})")
+            return
+        s3d = [lay.product(f"{cube.stem}_s3d.fits") for cube in cubes]
+        job = self._add(StepJob("cube_build", key, asn, current, s3d, product.name, pending,
+                                list(members) if not current else [],
+                                self._exposure_names(product, current, previous)), final=True)
+        job.cube_pixels = sum(cube.npix for cube in cubes)
+        x1d = [lay.product(f"{cube.stem}_x1d.fits") for cube in cubes]
+        leak = product.exp_type == "MIR_MRS" and not self.skipped("spectral_leak")
+        if not self.skipped("extract_1d"):
+            spectra = ([lay.intermediate(product, "extract_1d", os.path.basename(p)) for p in x1d]
+                       if leak else x1d)
+            self._add(StepJob("extract_1d", key, asn, s3d, spectra, product.name), final=not leak)
+            if leak:
+                self._add(StepJob("spectral_leak", key, asn, spectra, x1d, product.name), final=True)
+        elif leak:  # the pipeline hands the cubes to spectral_leak, which saves them as x1d
+            self._add(StepJob("spectral_leak", key, asn, s3d, x1d, product.name, ["extract_1d"]),
+                      final=True)
+
     @staticmethod
     def _exposure_names(product: Product, inputs: list[str], previous: str | None) -> list[str]:
         """Names the pipeline's in-memory models keep after steps that save with
@@ -246,6 +310,12 @@ class Dag:
     def jobs_of(self, step: str) -> list[StepJob]:
         return [job for (s, _), job in self.jobs.items() if s == step]
 
+    def ifu_jobs(self) -> list[StepJob]:
+        """cube_build, extract_1d and spectral_leak jobs of IFU products (one per association)."""
+        return [job for (step, key), job in self.jobs.items()
+                if step in ("cube_build", "extract_1d", "spectral_leak") and key in self.sources
+                and self.sources[key][0].ifu]
+
     def per_exposure_jobs(self) -> list[StepJob]:
         """Per-source steps of single-source products: one output per exposure."""
         return [job for (step, key), job in self.jobs.items()
@@ -262,7 +332,7 @@ class Dag:
     def plotted_products(self) -> list[str]:
         """Basenames (without .fits) of final products that get a quick-look plot."""
         return [Path(f).name[: -len(".fits")] for f in self.final
-                if f.endswith(("_s2d.fits", "_x1d.fits", "_c1d.fits"))]
+                if f.endswith(("_s2d.fits", "_s3d.fits", "_x1d.fits", "_c1d.fits"))]
 
     def unresampled_extract_groups(self) -> dict[int, list[str]]:
         """Source stems whose extract_1d writes one x1d per exposure, by exposure count."""

@@ -32,15 +32,37 @@ class StepError(RuntimeError):
 
 
 # ----------------------------------------------------------------- pipeline setup
-def build_pipeline(asn_path: Path, step_params: dict, use_step_pars: bool = True):
-    """A Spec3Pipeline configured like ``strun calwebb_spec3 <asn>``."""
+def crds_step_pars(asn_path: Path, use_step_pars: bool = True) -> dict:
+    """The configuration ``strun calwebb_spec3 <asn>`` takes from CRDS (pars-spec3pipeline
+    and the steps' pars-* references), resolved once per association: the lookup costs
+    seconds per process, the same for every job of the association."""
     from jwst.pipeline import Spec3Pipeline
 
-    config, config_file = Spec3Pipeline.build_config(
-        os.fspath(asn_path) if use_step_pars else None, steps=step_params
-    )
+    if not use_step_pars:
+        return {}
+    try:
+        crds_parameters, observatory = Spec3Pipeline._get_crds_parameters(os.fspath(asn_path))
+        config = Spec3Pipeline.get_config_from_reference(crds_parameters, crds_observatory=observatory)
+    except (OSError, TypeError, ValueError):  # as stpipe's build_config: no CRDS config
+        log.warning("Input dataset is not an instance of AbstractDataModel.")
+        return {}
+    return config.dict()
+
+
+def build_pipeline(asn_path: Path, step_params: dict, use_step_pars: bool = True,
+                   crds_pars: dict | None = None):
+    """A Spec3Pipeline configured like ``strun calwebb_spec3 <asn>``: CRDS step parameters
+    (``crds_pars`` when already resolved), then the user's ``steps`` on top."""
+    from jwst.pipeline import Spec3Pipeline
+    from stpipe import config_parser
+
+    if crds_pars is None:
+        crds_pars = crds_step_pars(asn_path, use_step_pars)
+    config = config_parser.ConfigObj(crds_pars)
+    if step_params:
+        config_parser.merge_config(config, config_parser.ConfigObj({"steps": step_params}))
     config.pop("class", None)
-    pipe = Spec3Pipeline.from_config_section(config, name=config.get("name"), config_file=config_file)
+    pipe = Spec3Pipeline.from_config_section(config, name=config.get("name"), config_file=None)
     pipe.save_results = True
     apply_spec3_defaults(pipe)
     return pipe
@@ -99,7 +121,8 @@ def open_source(paths: list[Path], asn_path: Path):
         model = datamodels.open(os.fspath(paths[0]))
         if isinstance(model, datamodels.MultiExposureModel):
             return _stamp(SourceModelContainer(model), asn_path)
-        if not isinstance(model, (datamodels.ImageModel, datamodels.CubeModel)):
+        if not isinstance(model, (datamodels.ImageModel, datamodels.CubeModel,
+                                  datamodels.IFUImageModel)):
             return model  # s2d or x1d: the step takes the model itself
         models = [model]
     else:
@@ -182,14 +205,15 @@ class StagedOutputs:
 def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
              output_stem: str | None = None, step_params: dict | None = None,
              use_step_pars: bool = True, run_before: tuple[str, ...] = (),
-             input_names: list[str] | None = None) -> None:
+             input_names: list[str] | None = None, pars_file: Path | None = None) -> None:
     """Run ``step`` of calwebb_spec3 on ``inputs``; write exactly ``outputs``.
 
     ``run_before`` names steps that the configuration skips between the previous
     active step and this one: they are run (as skipped) first so the products carry
     the same S_* status keywords as the monolithic pipeline's.
     """
-    pipe = build_pipeline(asn, step_params or {}, use_step_pars)
+    crds_pars = json.loads(Path(pars_file).read_text()) if pars_file else None
+    pipe = build_pipeline(asn, step_params or {}, use_step_pars, crds_pars)
     staged = StagedOutputs(outputs)
     pipe.output_dir = os.fspath(staged.tmp)
     if output_stem:
@@ -289,7 +313,8 @@ def _run_source_step(name, pipe, asn, inputs, staged, run_before, **settings):
 
 
 def run_outlier_detection(pipe, asn, inputs, staged, run_before):
-    _run_source_step("outlier_detection", pipe, asn, inputs, staged, run_before, mode="spec")
+    mode = "ifu" if _product_exp_type(asn, inputs) in IFU_TYPES else "spec"
+    _run_source_step("outlier_detection", pipe, asn, inputs, staged, run_before, mode=mode)
 
 
 def run_adaptive_trace_model(pipe, asn, inputs, staged, run_before):
@@ -306,6 +331,8 @@ def run_resample_spec(pipe, asn, inputs, staged, run_before):
 
 
 def run_extract_1d(pipe, asn, inputs, staged, run_before):
+    if _exp_type(inputs) in IFU_TYPES:
+        return run_extract_1d_ifu(pipe, asn, inputs, staged, run_before)
     if _exp_type(inputs) in WFSS_TYPES:
         # Spec3Pipeline keeps WFSS spectra in memory for the gather step.
         result = _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before,
@@ -351,7 +378,133 @@ def run_wfss_gather(pipe, asn, inputs, staged, run_before):
 
 
 WFSS_TYPES = ("NIS_WFSS", "NRC_WFSS", "MIR_WFSS")
+IFU_TYPES = ("NRS_IFU", "MIR_MRS")
 _PLACEHOLDER_KEY = "S3FSKIP"
+
+
+# ------------------------------------------------------------------------------ IFU
+def _product_exp_type(asn: Path, inputs) -> str | None:
+    """EXP_TYPE of a job's data: its first input, else the association's first member."""
+    if inputs:
+        return _exp_type(inputs)
+    table = json.loads(Path(asn).read_text())
+    member = table["products"][0]["members"][0]["expname"]
+    return _exp_type([Path(asn).parent / member])
+
+
+def _check_cubepar(pipe, models) -> None:
+    """cube_build cannot run without CUBEPAR: say so naming the exposure and the context."""
+    model = models[0]
+    name = model.meta.filename
+    try:
+        ref = pipe.cube_build.get_reference_file(model, "cubepar")
+    except Exception as exc:  # CRDS lookup errors have no common base class
+        raise StepError(f"{name}: no CUBEPAR reference file for {model.meta.exposure.type} "
+                        f"({_crds_context()}): {exc}") from None
+    if not ref or ref == "N/A":
+        raise StepError(f"{name}: no CUBEPAR reference file for {model.meta.exposure.type} "
+                        f"({_crds_context()} selects N/A); cube_build needs one")
+
+
+def _crds_context() -> str:
+    context = os.environ.get("CRDS_CONTEXT")
+    if context:
+        return f"CRDS context {context}"
+    try:
+        from jwst.stpipe import crds_client
+
+        return f"CRDS context {crds_client.get_context_used('jwst')}"
+    except Exception:
+        return f"CRDS_PATH {os.environ.get('CRDS_PATH', '?')}"
+
+
+def run_cube_build(pipe, asn, inputs, staged, run_before):
+    """cube_build on the association's exposures; the step saves every cube it builds
+    (``<product>_<band>_s3d.fits``), named by cube_build itself."""
+    models = load_inputs(pipe, asn, inputs, run_before)
+    _check_cubepar(pipe, models)
+    pipe.cube_build.run(models)
+
+
+def _open_x1d_or_cubes(inputs, container: bool):
+    """Files of cubes or spectra as Spec3Pipeline hands them on: cube_build returns a
+    ModelContainer; extract_1d returns a container only for more than one spectrum."""
+    from jwst.datamodels import ModelContainer
+    from stdatamodels.jwst import datamodels
+
+    models = [datamodels.open(os.fspath(p)) for p in inputs]
+    for model, path in zip(models, inputs):
+        if isinstance(model, datamodels.IFUCubeModel):
+            _restore_hdrtab(model, path)
+    if len(models) == 1 and not container:
+        return models[0]
+    result = ModelContainer()
+    for model in models:
+        result.append(model)
+    return result
+
+
+def _restore_hdrtab(model, path) -> None:
+    """The blended-metadata table (HDRTAB) as cube_build's in-memory cubes hold it: a
+    schema entry model_blender adds, which a cube read back from its file lacks."""
+    import numpy as np
+    from astropy.io import fits
+    from jwst.model_blender._tablebuilder import table_to_schema
+    from stdatamodels import fits_support
+
+    with fits.open(os.fspath(path)) as hdul:
+        if "HDRTAB" not in hdul:
+            return
+        data = hdul["HDRTAB"].data
+        columns = {}
+        for name in data.dtype.names:
+            column = np.asarray(data[name])  # FITS logical columns come back as bool here
+            if column.dtype.kind == "S":
+                column = column.astype(f"U{column.dtype.itemsize}")
+            columns[name] = column.astype(column.dtype.newbyteorder("="))
+        table = np.empty(len(data), dtype=[(n, c.dtype) for n, c in columns.items()])
+        for name, column in columns.items():
+            table[name] = column
+    schema = table_to_schema(table)
+    model.add_schema_entry("hdrtab", schema)
+    model.hdrtab = fits_support.from_fits_hdu(fits.BinTableHDU.from_columns(table), schema)
+
+
+def _ifu_extract_settings(pipe, exp_type: str) -> None:
+    """Spec3Pipeline's settings once cube_build completed (jwst 3.0.0)."""
+    pipe.extract_1d.search_output_file = False
+    if exp_type == "MIR_MRS" and not pipe.spectral_leak.skip:
+        pipe.extract_1d.save_results = False
+        pipe.spectral_leak.suffix = "x1d"
+        pipe.spectral_leak.search_output_file = False
+        pipe.spectral_leak.save_results = pipe.save_results
+
+
+def run_extract_1d_ifu(pipe, asn, inputs, staged, run_before):
+    """extract_1d on the container of cubes; for MIR_MRS with spectral_leak on, the
+    spectra are kept (as intermediates here) for spectral_leak, which saves them."""
+    exp_type = _exp_type(inputs)
+    _ifu_extract_settings(pipe, exp_type)
+    models = _open_x1d_or_cubes(inputs, container=True)
+    for step in run_before:
+        models = getattr(pipe, step).run(models)
+    result = pipe.extract_1d.run(models)
+    if not pipe.extract_1d.save_results:
+        from jwst.datamodels import ModelContainer
+
+        spectra = list(result) if isinstance(result, ModelContainer) else [result]
+        _save_each(spectra, staged.outputs, staged)
+
+
+def run_spectral_leak(pipe, asn, inputs, staged, run_before):
+    """MIR_MRS: spectral_leak on extract_1d's spectra (or, with extract_1d skipped, on the
+    cubes); it writes the final x1d files, as in Spec3Pipeline."""
+    _ifu_extract_settings(pipe, "MIR_MRS")
+    cubes = "extract_1d" in run_before  # extract_1d skipped: the cube container goes on
+    models = _open_x1d_or_cubes(inputs, container=cubes)
+    for step in run_before:
+        models = getattr(pipe, step).run(models)
+    pipe.spectral_leak.run(models)
 
 
 def _exp_type(inputs) -> str | None:
@@ -391,6 +544,8 @@ RUNNERS = {
     "extract_1d": run_extract_1d,
     "combine_1d": run_combine_1d,
     "wfss_gather": run_wfss_gather,
+    "cube_build": run_cube_build,
+    "spectral_leak": run_spectral_leak,
 }
 
 
@@ -404,7 +559,7 @@ def main(argv: list[str] | None = None, allow_remote: bool = True) -> int:
         if code is not None:
             return code
     parser = argparse.ArgumentParser(prog="python -m spec3flow.execute", description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=sorted(RUNNERS))
+    parser.add_argument("step", choices=sorted(RUNNERS) + ["crds_step_pars"])
     parser.add_argument("--asn", type=Path, required=True, help="Level 3 association of the product")
     parser.add_argument("--inputs", type=Path, nargs="*", default=[])
     parser.add_argument("--outputs", type=Path, nargs="+", required=True)
@@ -412,14 +567,23 @@ def main(argv: list[str] | None = None, allow_remote: bool = True) -> int:
     parser.add_argument("--params", default="{}", help="JSON of strun-style step parameters")
     parser.add_argument("--no-step-pars", action="store_true", help="ignore CRDS pars-* references")
     parser.add_argument("--run-before", nargs="*", default=[])
+    parser.add_argument("--pars-file", type=Path, default=None,
+                        help="CRDS step parameters resolved for the association (crds_step_pars)")
     parser.add_argument("--input-names", nargs="*", default=[],
                         help="in-memory file names of the per-exposure inputs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    if args.step == "crds_step_pars":
+        pars = crds_step_pars(args.asn, not args.no_step_pars)
+        tmp = args.outputs[0].with_suffix(".tmp")
+        tmp.write_text(json.dumps(pars, indent=1))
+        os.replace(tmp, args.outputs[0])
+        return 0
     try:
         run_step(args.step, args.asn, args.inputs, args.outputs, output_stem=args.output_stem,
                  step_params=json.loads(args.params), use_step_pars=not args.no_step_pars,
-                 run_before=tuple(args.run_before), input_names=args.input_names)
+                 run_before=tuple(args.run_before), input_names=args.input_names,
+                 pars_file=args.pars_file)
     except StepError as exc:
         log.error("%s: %s", args.step, exc)
         return 1

@@ -25,8 +25,11 @@ log = logging.getLogger("spec3flow.plan")
 WFSS_TYPES = frozenset({"NIS_WFSS", "NRC_WFSS", "MIR_WFSS"})
 #: Modes whose exposures hold many sources (MultiSlitModel): exp_to_source fans out.
 MULTISOURCE_SLIT_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT"}) | WFSS_TYPES
+#: IFU modes: outlier_detection (mode ifu) -> cube_build -> extract_1d [-> spectral_leak].
+IFU_TYPES = frozenset({"NRS_IFU", "MIR_MRS"})
 #: Modes this workflow knows how to run.
-SUPPORTED_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"}) | WFSS_TYPES
+SUPPORTED_TYPES = (frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"}) | WFSS_TYPES
+                   | IFU_TYPES)
 
 #: Step order of calwebb_spec3 for slit modes after exp_to_source.
 SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
@@ -56,6 +59,13 @@ class Product:
     background: list[str]
     sources: list[Source]
     moving_target: bool = False  # TARGTYPE MOVING: assign_mtwcs runs first
+    #: IFU only: per science exposure, what cube_build reads from its headers
+    #: ({"name", "bands": [[channel|grating, band|filter], ...], "npix"}).
+    ifu_exposures: list[dict] = field(default_factory=list)
+
+    @property
+    def ifu(self) -> bool:
+        return self.exp_type in IFU_TYPES
 
     @property
     def multisource(self) -> bool:
@@ -113,13 +123,100 @@ def mos_source_id(source_id: int, source_name: str) -> str:
     return f"s{source_id!s:>09s}"
 
 
-def slit_headers(path: Path) -> list[fits.Header]:
-    """The SCI extension headers of a MultiSlitModel file (one per slit)."""
+#: The slit keywords planning needs (exp_to_source groups by SRCNAME, else SOURCEID).
+SLIT_KEYWORDS = ("SLTNAME", "SOURCEID", "SRCNAME")
+_BLOCK = 2880
+
+
+def slit_headers(path: Path) -> list[dict]:
+    """SLTNAME/SOURCEID/SRCNAME of each SCI extension (one per slit) of a MultiSlitModel.
+
+    A 1,000-slit exposure has ~7,000 extensions; astropy parses every card of every
+    header (8 s a file), so headers are scanned here for the few keywords needed
+    (~0.3 s), falling back to astropy for anything unusual."""
+    try:
+        return _scan_slit_keywords(path)
+    except (ValueError, KeyError, IndexError):
+        pass
     try:
         with fits.open(path) as hdul:
-            return [hdu.header for hdu in hdul[1:] if hdu.header.get("EXTNAME") == "SCI"]
+            return [{k: hdu.header.get(k) for k in SLIT_KEYWORDS} for hdu in hdul[1:]
+                    if hdu.header.get("EXTNAME") == "SCI"]
     except (OSError, ValueError) as exc:
         raise PlanError(f"{path}: not a readable FITS file ({exc})") from None
+
+
+def _card_value(card: bytes):
+    text = card[10:].decode("ascii", "replace")
+    if text.lstrip().startswith("'"):
+        body = text.lstrip()[1:]
+        out, i = [], 0
+        while i < len(body):
+            if body[i] == "'":
+                if body[i + 1:i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                break
+            out.append(body[i])
+            i += 1
+        return "".join(out).rstrip()
+    value = text.split("/", 1)[0].strip()
+    if value in ("T", "F"):
+        return value == "T"
+    try:
+        return int(value)
+    except ValueError:
+        return float(value) if value else None
+
+
+def _scan_slit_keywords(path: Path) -> list[dict]:
+    """Walk the HDUs of an uncompressed FITS file reading only the cards needed."""
+    wanted = {k.encode().ljust(8) for k in (*SLIT_KEYWORDS, "EXTNAME", "BITPIX", "NAXIS", "PCOUNT",
+                                            "GCOUNT", "XTENSION")}
+    slits = []
+    with open(path, "rb") as fh:
+        first = True
+        while True:
+            cards: dict[str, object] = {}
+            naxes: dict[int, int] = {}
+            ended = False
+            while not ended:
+                block = fh.read(_BLOCK)
+                if not block:
+                    if first:
+                        raise ValueError("empty file")
+                    return slits
+                if len(block) != _BLOCK:
+                    raise ValueError("truncated header block")
+                for i in range(0, _BLOCK, 80):
+                    card = block[i:i + 80]
+                    key = card[:8]
+                    if key == b"END     ":
+                        ended = True
+                        break
+                    if key.startswith(b"NAXIS") and key[5:8].strip().isdigit():
+                        naxes[int(key[5:8])] = int(_card_value(card))
+                    elif key in wanted:
+                        cards[key.decode().strip()] = _card_value(card)
+            if first and cards.get("XTENSION") is not None:
+                raise ValueError("not a primary header")
+            if not first and not cards.get("XTENSION"):
+                raise ValueError("extension without XTENSION")
+            if cards.get("XTENSION") not in (None, "IMAGE", "BINTABLE", "TABLE"):
+                raise ValueError("unsupported extension")
+            if cards.get("EXTNAME") == "SCI":
+                slits.append({k: cards.get(k) for k in SLIT_KEYWORDS})
+            n_axes = int(cards.get("NAXIS", 0))
+            size = 0
+            if n_axes:
+                size = 1
+                for axis in range(1, n_axes + 1):
+                    size *= naxes[axis]
+            size = abs(int(cards["BITPIX"])) // 8 * int(cards.get("GCOUNT", 1)) * (
+                int(cards.get("PCOUNT", 0)) + size)
+            fh.seek((size + _BLOCK - 1) // _BLOCK * _BLOCK, 1)
+            first = False
 
 
 def plan_sources(exp_type: str, name: str, science_paths: list[Path]) -> list[Source]:
@@ -194,6 +291,8 @@ def products_from_association(asn_path: Path, modes: set[str],
             background=[os.fspath(p) for p in background],
             sources=plan_sources(exp_type, product["name"], science),
             moving_target=is_moving_target(science[0]),
+            ifu_exposures=([ifu_exposure_info(p, exp_type) for p in science]
+                           if exp_type in IFU_TYPES else []),
         ))
     return out
 
@@ -201,6 +300,168 @@ def products_from_association(asn_path: Path, modes: set[str],
 def is_moving_target(path: Path) -> bool:
     """jwst.lib.exposure_types.is_moving_target, from the primary header (TARGTYPE)."""
     return str(fits.getval(path, "TARGTYPE", default="") or "").strip().lower() == "moving"
+
+
+# ---------------------------------------------------------------------------- IFU
+#: cube_build's FileTable: the (channel, band) cells MIRI data can fill, in its loop order.
+MIRI_CHANNELS = ("1", "2", "3", "4")
+MIRI_SUBCHANNELS = ("short", "medium", "long", "short-medium", "short-long", "medium-short",
+                    "medium-long", "long-short", "long-medium")
+#: cube_build.CubeData.determine_band_coverage's NIRSpec (grating, filter) order.
+NRS_BANDS = (("g140m", "f070lp"), ("g140h", "f070lp"), ("g140m", "f100lp"), ("g140h", "f100lp"),
+             ("g235m", "f170lp"), ("g235h", "f170lp"), ("g395m", "f290lp"), ("g395h", "f290lp"),
+             ("prism", "clear"), ("prism", "opaque"), ("g140m", "opaque"), ("g140h", "opaque"),
+             ("g235m", "opaque"), ("g235h", "opaque"), ("g395m", "opaque"), ("g395h", "opaque"))
+#: CubeBuildStep.read_user_input's accepted grating / filter values (jwst 3.0.0: its filter
+#: list spells F170LP "g170lp", so a user filter f170lp is dropped, as jwst drops it).
+_USER_GRATINGS = ("g140m", "g140h", "g235m", "g235h", "g395m", "g395h", "prism")
+_USER_FILTERS = ("f070lp", "f100lp", "g170lp", "f290lp", "clear", "opaque")
+_NRS_GRATING_SUFFIXES = ("g140m", "g235m", "g395m", "g140h", "g235h", "g395h", "prism")
+
+
+def ifu_exposure_info(path: Path, exp_type: str) -> dict:
+    """What cube_build reads from an IFU exposure, from its headers: its bands (MIRI
+    CHANNEL x BAND, NIRSpec GRATING/FILTER) and its size; it must have a REGIONS slice map."""
+    try:
+        with fits.open(path) as hdul:
+            names = [hdu.name for hdu in hdul]
+            primary = hdul[0].header
+            sci = hdul["SCI"].header if "SCI" in names else None
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"{path}: not a readable FITS file ({exc})") from None
+    if sci is None:
+        raise PlanError(f"{path}: {exp_type} exposure has no SCI extension")
+    if "REGIONS" not in names:
+        raise PlanError(f"{path}: {exp_type} exposure has no REGIONS extension (the slice map "
+                        "assign_wcs writes), which outlier_detection and cube_build need")
+    if exp_type == "MIR_MRS":
+        channel = str(primary.get("CHANNEL", "") or "").strip()
+        band = str(primary.get("BAND", "") or "").strip().lower()
+        if not channel or any(c not in MIRI_CHANNELS for c in channel) or band not in MIRI_SUBCHANNELS:
+            raise PlanError(f"{path}: MIR_MRS exposure has CHANNEL={channel!r} BAND={band!r}; "
+                            "cube_build needs CHANNEL digits 1-4 and a MIRI BAND")
+        bands = [[c, band] for c in channel]
+    else:
+        grating = str(primary.get("GRATING", "") or "").strip().lower()
+        filt = str(primary.get("FILTER", "") or "").strip().lower()
+        if (grating, filt) not in NRS_BANDS:
+            raise PlanError(f"{path}: NRS_IFU exposure has GRATING={grating!r} FILTER={filt!r}, "
+                            "not a grating/filter pair cube_build knows")
+        bands = [[grating, filt]]
+    npix = int(sci.get("NAXIS1", 0) or 0) * int(sci.get("NAXIS2", 0) or 0)
+    return {"name": path.name, "bands": bands, "npix": npix}
+
+
+@dataclass
+class IfuCube:
+    """One cube cube_build writes: ``<stem>_s3d.fits``, the bands it holds and the detector
+    pixels of the inputs covering them (for the memory estimate)."""
+
+    stem: str
+    bands: list[tuple[str, str]]
+    npix: int
+
+
+def _cube_param(params: dict, name: str, default: str = "all") -> str:
+    value = params.get(name, default)
+    return default if value is None else str(value).strip()
+
+
+def ifu_cubes(product: Product, params: dict | None = None) -> list[IfuCube]:
+    """The cubes CubeBuildStep (jwst 3.0.0) writes for ``product`` under ``params``
+    (``output_type``, ``channel``, ``band``, ``grating``, ``filter``, ``coord_system``):
+    band coverage as ``CubeData.determine_band_coverage``, grouping as ``number_cubes``,
+    names as ``IFUCubeData.define_cubename_suffix`` on the product name."""
+    params = params or {}
+    where = f"{product.asn_name} (product {product.name})"
+    output_type = _cube_param(params, "output_type", "band").lower()
+    coord_system = _cube_param(params, "coord_system", "skyalign").lower()
+    if coord_system == "internal_cal":
+        output_type = "band"  # what CubeBuildStep forces
+    table: dict[tuple[str, str], list[dict]] = {}
+    for exposure in product.ifu_exposures:
+        for a, b in exposure["bands"]:
+            table.setdefault((a, b), []).append(exposure)
+
+    if product.exp_type == "MIR_MRS":
+        if coord_system == "internal_cal":
+            raise PlanError(f"{where}: config steps.cube_build.coord_system=internal_cal is not "
+                            "valid for MIRI (cube_build rejects it; use ifualign)")
+        channel = _cube_param(params, "channel")
+        band = _cube_param(params, "band").lower()
+        user_ch = [channel] if channel in MIRI_CHANNELS else []  # 'all' (or unknown): all
+        user_sub = [band] if band in MIRI_SUBCHANNELS else []
+        covered = [(c, b) for c in MIRI_CHANNELS for b in MIRI_SUBCHANNELS
+                   if table.get((c, b)) and (not user_ch or c in user_ch)
+                   and (not user_sub or b in user_sub)]
+        if not covered:
+            have = ", ".join(f"ch{c}-{b}" for c, b in sorted(table))
+            raise PlanError(f"{where}: config steps.cube_build (channel={channel}, band={band}) "
+                            f"asks for a cube no input covers (the inputs cover {have})")
+        if output_type == "band":
+            groups = [[cb] for cb in covered]
+        elif output_type == "channel":
+            groups = [[cb for cb in covered if cb[0] == c]
+                      for c in dict.fromkeys(c for c, _ in covered)]
+        elif output_type == "multi":
+            groups = [covered]
+        else:
+            raise PlanError(f"{where}: config steps.cube_build.output_type={output_type} makes "
+                            "no MIRI cube (use band, channel or multi)")
+    else:
+        grating = _cube_param(params, "grating").lower()
+        filt = _cube_param(params, "filter").lower()
+        user_g = [grating] if grating in _USER_GRATINGS else []
+        user_f = [filt] if filt in _USER_FILTERS else []
+        if not user_g and user_f:
+            raise PlanError(f"{where}: config steps.cube_build: filter={filt} without a grating "
+                            "(cube_build stops: 'Filter specified, but Grating was not')")
+        if user_g and not user_f:
+            hint = (" (jwst 3.0.0's cube_build drops filter f170lp, it expects 'g170lp')"
+                    if filt == "f170lp" else "")
+            raise PlanError(f"{where}: config steps.cube_build: grating={grating} without a usable "
+                            f"filter{hint} (cube_build stops: 'Grating specified, but Filter was "
+                            "not')")
+        covered = [(g, f) for g, f in NRS_BANDS
+                   if table.get((g, f)) and (not user_g or (g in user_g and f in user_f))]
+        if not covered:
+            have = ", ".join(f"{g}-{f}" for g, f in sorted(table))
+            raise PlanError(f"{where}: config steps.cube_build (grating={grating}, filter={filt}) "
+                            f"asks for a cube no input covers (the inputs cover {have})")
+        if output_type in ("band", "grating"):
+            groups = [[gf] for gf in covered]
+        elif output_type == "multi":
+            groups = [covered]
+        else:
+            raise PlanError(f"{where}: config steps.cube_build.output_type={output_type} makes "
+                            "no NIRSpec cube (use band, grating or multi)")
+
+    cubes = []
+    for group in groups:
+        users = {e["name"]: e for band in group for e in table[band]}
+        if coord_system == "internal_cal" and len(users) > 1:
+            raise PlanError(f"{where}: config steps.cube_build.coord_system=internal_cal builds "
+                            f"a cube from one exposure; {len(users)} cover {'-'.join(group[0])}")
+        npix = sum(e["npix"] * sum(1 for b in e["bands"] if tuple(b) in group) // len(e["bands"])
+                   for e in users.values())
+        cubes.append(IfuCube(_cube_stem(product, group, coord_system), group, npix))
+    return cubes
+
+
+def _cube_stem(product: Product, group: list[tuple[str, str]], coord_system: str) -> str:
+    base = product.name
+    if product.exp_type == "MIR_MRS":
+        channels = list(dict.fromkeys(c for c, _ in group))
+        subchannels = sorted({b for _, b in group})[::-1]  # short, medium, long
+        suffix = "_ch" + "-".join(channels) + "-" + "".join(subchannels)
+    else:
+        last = base[base.rfind("_") + 1:]
+        if last in _NRS_GRATING_SUFFIXES:
+            base = base[: base.rfind("_")]
+        suffix = "_" + "-".join(f"{g}-{f}" for g, f in group)
+    if coord_system == "internal_cal":
+        suffix += "_internal"
+    return base + suffix.lower()
 
 
 def _asn_type(path: Path) -> str:
@@ -288,7 +549,7 @@ def build_plan(input_dir: str | os.PathLike, asn_dir: str | os.PathLike, modes: 
 
 # -------------------------------------------------------------------------- cache
 #: Bump when the plan's content or layout changes so old caches are not reused.
-PLAN_FORMAT = 3
+PLAN_FORMAT = 4
 
 
 def inventory_key(input_dir: Path, modes: list[str], source: str, pool_csv: str | None) -> str:

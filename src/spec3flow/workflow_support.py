@@ -31,6 +31,8 @@ MEMORY_MODEL = {
     "extract_1d": (1200, 4.0),
     "combine_1d": (800, 2.0),
     "wfss_gather": (1200, 4.0),
+    "cube_build": (1200, 4.0),  # plus the cubes themselves: see cube_build_mem_mb
+    "spectral_leak": (1000, 2.0),
 }
 #: Runtime model per step: fixed minutes + minutes per MB of input.
 RUNTIME_MODEL = {step: (5, 0.05) for step in MEMORY_MODEL}
@@ -53,6 +55,36 @@ def configure_crds(config: dict) -> None:
         os.environ.update(crds_env(Path(crds.get("local_path", "results/crds_cache")).resolve()))
     if crds.get("context"):
         os.environ["CRDS_CONTEXT"] = crds["context"]
+    if crds.get("prefetch"):
+        configure_offline_jobs()
+
+
+def configure_offline_jobs() -> None:
+    """crds.prefetch: every job runs offline (``CRDS_MODE=local``, ``CRDS_READONLY_CACHE=1``,
+    no server) on the context the crds_prefetch job fetched for. The user's CRDS settings
+    are kept in ``SPEC3FLOW_CRDS_ONLINE_ENV`` for that job. The context is pinned here,
+    before any job: ``crds.context``, else ``CRDS_CONTEXT``, else what CRDS resolves now
+    (for jwst the build context of the installed jwst; needs the server). Cluster jobs
+    inherit all of it from the submitting process."""
+    from spec3flow.crds_local import SERVERLESS_URL
+    from spec3flow.crds_prefetch import CRDS_VARS, ONLINE_ENV
+
+    if ONLINE_ENV in os.environ:  # a job re-reading the Snakefile: already set
+        return
+    online = {k: os.environ.get(k) for k in CRDS_VARS}
+    if not os.environ.get("CRDS_CONTEXT"):
+        try:
+            from crds.core import heavy_client
+
+            os.environ["CRDS_CONTEXT"] = heavy_client.get_context_name("jwst")
+        except Exception as exc:  # crds raises many unrelated types when offline
+            fail(f"crds.prefetch: cannot resolve the CRDS context ({exc}); set crds.context "
+                 "(or CRDS_CONTEXT), or run where the CRDS server is reachable")
+        print(f"spec3flow: crds.prefetch: jobs use CRDS context {os.environ['CRDS_CONTEXT']}",
+              file=sys.stderr)
+    os.environ[ONLINE_ENV] = json.dumps(online)
+    os.environ.update({"CRDS_MODE": "local", "CRDS_READONLY_CACHE": "1",
+                       "CRDS_SERVER_URL": SERVERLESS_URL})
 
 
 def load_plan(config: dict) -> Plan:
@@ -79,12 +111,23 @@ def make_dag(plan: Plan, config: dict) -> Dag:
         fail(str(exc))
 
 
+#: mrs_imatch is accepted by the schema only to say this while planning.
+MRS_IMATCH_REMOVED = (
+    "config steps.mrs_imatch: the mrs_imatch step (MIRI MRS background matching, deprecated "
+    "and skipped by default) was removed from jwst in 1.20 and calwebb_spec3 no longer has it; "
+    "nothing replaces it: MIRI MRS background is subtracted by calwebb_spec2's bkg_subtract or "
+    "by calwebb_spec3's master_background (associations with background members); remove "
+    "steps.mrs_imatch from the config")
+
+
 def validate_step_params(steps: dict) -> None:
     """Unknown step or parameter names fail at planning time, as strun would reject them."""
     from jwst.pipeline import Spec3Pipeline
 
     known_steps = set(Spec3Pipeline.step_defs)
     for step, params in steps.items():
+        if step == "mrs_imatch":
+            raise ValueError(MRS_IMATCH_REMOVED)
         if step not in known_steps:
             raise ValueError(f"config steps.{step}: unknown calwebb_spec3 step "
                              f"(known: {', '.join(sorted(known_steps))})")
@@ -107,6 +150,8 @@ def execute_args(job: StepJob, config: dict) -> str:
         args += ["--inputs", *job.inputs]
     if job.input_names:
         args += ["--input-names", *job.input_names]
+    if job.pars:
+        args += ["--pars-file", job.pars]
     if job.output_stem:
         args += ["--output-stem", job.output_stem]
     params = step_params_for(job, config)
@@ -129,25 +174,129 @@ def association_inputs(config: dict) -> list[str]:
     return files
 
 
-def crds_marker(config: dict) -> list[str]:
+def job_inputs(job: StepJob, config: dict) -> list[str]:
+    """A job's declared inputs. Its association, CRDS parameters and CRDS files are
+    declared only by the jobs that start from the association: every other job runs
+    after one of those, and fewer inputs per job keep planning fast at 10k sources."""
+    if job.inputs:
+        return job.inputs + job.depends
+    return job.depends + [job.asn] + ([job.pars] if job.pars else []) + crds_marker(config)
+
+
+def crds_marker(config: dict, prefetched: bool = True) -> list[str]:
+    """CRDS files every job waits for: the local context (demo/tests) and, with
+    crds.prefetch, the manifest of the prefetched references."""
     crds = config.get("crds", {})
+    files = []
     if crds.get("use_local_context"):
-        return [f"{crds.get('local_path', 'results/crds_cache')}/spec3flow_crds.json"]
-    return []
+        files.append(f"{crds.get('local_path', 'results/crds_cache')}/spec3flow_crds.json")
+    if prefetched and crds.get("prefetch"):
+        files.append(crds_manifest(config))
+    return files
+
+
+def crds_manifest(config: dict) -> str:
+    return f"{config['results_dir'].rstrip('/')}/crds_references.json"
+
+
+def prefetch_steps(dag: Dag) -> dict[str, list[str]]:
+    """Level 3 association -> the steps this run runs for it (what crds_prefetch resolves
+    references for)."""
+    by_pars = {dag.layout.pars(p): dag.layout.asn(p) for p in dag.plan.products}
+    steps: dict[str, set[str]] = {asn: set() for asn in by_pars.values()}
+    for job in dag.jobs.values():
+        if job.pars in by_pars:
+            steps[by_pars[job.pars]].add(job.step)
+    return {asn: sorted(s) for asn, s in steps.items()}
+
+
+#: cube_build memory per detector pixel feeding a cube (``cube_pixels``): about two
+#: spaxels per pixel (measured 1.4-2.7 on the synthetic programs) at 56 bytes each while
+#: building (four float64 accumulators and a uint32 DQ, then the output SCI/ERR/WMAP
+#: float32 and DQ), plus ~90 bytes of point cloud per pixel (coordinates, flux, error, DQ).
+CUBE_BYTES_PER_PIXEL = 200
+
+
+def cube_build_mem_mb(input_mb: float, cube_pixels: int, attempt: int = 1) -> int:
+    """``(1200 + 4 * input_MB + 200 B * cube_pixels / 1e6) * attempt``: the inputs are read
+    once (models, WCS); the cubes and the point cloud grow with the detector pixels that
+    feed them (``cube_pixels``, from the headers at planning, per band)."""
+    base, per_mb = MEMORY_MODEL["cube_build"]
+    return cap_mem((base + per_mb * input_mb + CUBE_BYTES_PER_PIXEL * cube_pixels / 1e6) * attempt)
+
+
+def cube_build_runtime_min(input_mb: float, cube_pixels: int, attempt: int = 1) -> int:
+    """``(5 + 0.05 * input_MB + 1 min per 10 million cube pixels) * attempt``."""
+    base, per_mb = RUNTIME_MODEL["cube_build"]
+    return int((base + per_mb * input_mb + cube_pixels / 1e7) * attempt)
+
+
+def cube_build_mem(job: StepJob):
+    """resources.mem_mb of a cube_build rule (a function of the job's input size)."""
+    return lambda wildcards, input, attempt: cube_build_mem_mb(input.size_mb, job.cube_pixels, attempt)
+
+
+def cube_build_runtime(job: StepJob):
+    return lambda wildcards, input, attempt: cube_build_runtime_min(input.size_mb, job.cube_pixels,
+                                                                    attempt)
 
 
 def rule_name(step: str, key: str) -> str:
     return f"{step}__" + re.sub(r"\W", "_", key)
 
 
-def mem_mb(step: str, input_mb: float, attempt: int = 1) -> int:
+#: Ceiling of any job's memory request, MB (config ``resources.max_mem_mb``).
+DEFAULT_MAX_MEM_MB = 64000
+_LIMITS = {"max_mem_mb": DEFAULT_MAX_MEM_MB}
+
+
+def configure_resources(config: dict) -> None:
+    """Parse time: the memory ceiling from ``resources.max_mem_mb``."""
+    _LIMITS["max_mem_mb"] = int((config.get("resources") or {}).get("max_mem_mb", DEFAULT_MAX_MEM_MB))
+
+
+def cap_mem(mb: float, max_mem_mb: int | None = None) -> int:
+    """A memory request, bounded by the ceiling (no request exceeds what a node can give)."""
+    return min(int(mb), int(max_mem_mb or _LIMITS["max_mem_mb"]))
+
+
+def mem_mb(step: str, input_mb: float, attempt: int = 1, max_mem_mb: int | None = None) -> int:
+    """``min((base + per_MB * input_MB) * attempt, max_mem_mb)``: a retry (attempt 2, ...)
+    asks for proportionally more, never more than the ceiling."""
     base, per_mb = MEMORY_MODEL.get(step, (1200, 6.0))
-    return int((base + per_mb * input_mb) * attempt)
+    return cap_mem((base + per_mb * input_mb) * attempt, max_mem_mb)
 
 
 def runtime_min(step: str, input_mb: float, attempt: int = 1) -> int:
     base, per_mb = RUNTIME_MODEL.get(step, (5, 0.05))
     return int((base + per_mb * input_mb) * attempt)
+
+
+# ------------------------------------------------------------- cluster job groups
+#: Group id template of per-source jobs (``--group-components spec3flow_sources=...``).
+SOURCE_GROUP = "spec3flow_sources"
+
+
+class SourceGroups:
+    """Snakemake ``group:`` ids bundling ``per_group`` sources: every job of the same
+    ``per_group`` sources (in plan order) gets ``spec3flow_sources_<k>``, so a cluster
+    executor submits them as one job (with ``--group-components spec3flow_sources=N``,
+    N >= per_group; otherwise one cluster job per source chain). ``per_group`` 0: no groups.
+    The local executor ignores groups."""
+
+    def __init__(self, plan: Plan, per_group: int):
+        self.per_group = int(per_group or 0)
+        self.order = {stem: i for i, stem in enumerate(plan.source_index())}
+
+    def __call__(self, key: str) -> str | None:
+        """Group id of the source ``key`` (a source stem, or a product name made from
+        one: ``<stem>_<suffix>`` or ``<stem>_<i>_<suffix>``); None if not a source."""
+        if self.per_group <= 0:
+            return None
+        for stem in (key, key.rsplit("_", 1)[0], key.rsplit("_", 2)[0]):
+            if stem in self.order:
+                return f"{SOURCE_GROUP}_{self.order[stem] // self.per_group:05d}"
+        return None
 
 
 # ------------------------------------------------------------- warm interpreter

@@ -6,7 +6,7 @@ for job in JOBS.jobs_of("master_background"):
         name:
             support.rule_name("master_background", job.key)
         input:
-            job.depends + [job.asn] + support.crds_marker(config),
+            support.job_inputs(job, config),
         output:
             job.outputs,
         params:

@@ -8,6 +8,7 @@ from spec3flow import workflow_support as support
 PYTHON = sys.executable
 RESULTS = config["results_dir"].rstrip("/")
 support.configure_crds(config)
+support.configure_resources(config)
 PLAN = support.load_plan(config)
 JOBS = support.make_dag(PLAN, config)
 LAYOUT = JOBS.layout
@@ -29,7 +30,7 @@ def step_inputs(step):
 
     def inputs(wildcards):
         job = JOBS.job(step, wildcards.stem)
-        return job.inputs + job.depends + [job.asn] + support.crds_marker(config)
+        return support.job_inputs(job, config)
 
     return inputs
 
@@ -49,6 +50,25 @@ def mem_mb(step):
 
 def runtime(step):
     return lambda wildcards, input, attempt: support.runtime_min(step, input.size_mb, attempt)
+
+
+SOURCE_GROUPS = support.SourceGroups(PLAN, config["cluster"]["sources_per_group"])
+
+
+def source_group(key=None):
+    """``group:`` of a per-source rule: the jobs of cluster.sources_per_group sources share
+    one id; ``--group-components spec3flow_sources=...`` (slurm profile) makes each id one
+    cluster job. None (no group) when sources_per_group is 0."""
+    if SOURCE_GROUPS.per_group <= 0:
+        return None
+
+    def group(wildcards):
+        gid = SOURCE_GROUPS(key or getattr(wildcards, "stem", None) or wildcards.name)
+        if gid:  # lets --group-components spec3flow_sources=N apply to every bundle id
+            workflow.parent_groupids[gid] = support.SOURCE_GROUP
+        return gid
+
+    return group
 
 
 onstart:

@@ -16,6 +16,8 @@ rule extract_1d:
         mem_mb=mem_mb("extract_1d"),
         runtime=runtime("extract_1d"),
     threads: 1
+    group:
+        source_group()
     shell:
         "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
 
@@ -43,6 +45,8 @@ for n_exposures, stems in JOBS.unresampled_extract_groups().items():
             mem_mb=mem_mb("extract_1d"),
             runtime=runtime("extract_1d"),
         threads: 1
+        group:
+            source_group()
         shell:
             "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
 
@@ -63,5 +67,7 @@ rule combine_1d:
         mem_mb=mem_mb("combine_1d"),
         runtime=runtime("combine_1d"),
     threads: 1
+    group:
+        source_group()
     shell:
         "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"

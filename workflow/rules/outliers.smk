@@ -27,6 +27,8 @@ for step, output_pattern in PER_SOURCE_OUTPUT.items():
             mem_mb=mem_mb(step),
             runtime=runtime(step),
         threads: 1
+        group:
+            source_group()
         shell:
             "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
 
@@ -37,7 +39,7 @@ for job in JOBS.per_exposure_jobs():
         name:
             support.rule_name(job.step, job.key)
         input:
-            job.inputs + job.depends + [job.asn] + support.crds_marker(config),
+            support.job_inputs(job, config),
         output:
             job.outputs,
         params:
@@ -50,5 +52,7 @@ for job in JOBS.per_exposure_jobs():
             mem_mb=mem_mb(job.step),
             runtime=runtime(job.step),
         threads: 1
+        group:
+            source_group(job.key)
         shell:
             "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"

@@ -14,6 +14,8 @@ rule plot_product:
     resources:
         mem_mb=1000,
         runtime=5,
+    group:
+        source_group()
     shell:
         "{PYTHON} -m spec3flow.qa plot {input:q} {output:q} > {log:q} 2>&1"
 

@@ -14,5 +14,7 @@ rule resample_spec:
         mem_mb=mem_mb("resample_spec"),
         runtime=runtime("resample_spec"),
     threads: 1
+    group:
+        source_group()
     shell:
         "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"

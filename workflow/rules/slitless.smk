@@ -21,6 +21,8 @@ for step, suffix in (("extract_1d", "x1d"), ("combine_1d", "c1d")):
             mem_mb=mem_mb(step),
             runtime=runtime(step),
         threads: 1
+        group:
+            source_group()
         shell:
             "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
 
@@ -31,7 +33,7 @@ for job in JOBS.jobs_of("wfss_gather"):
         name:
             support.rule_name("wfss_gather", job.key)
         input:
-            job.inputs + job.depends + [job.asn] + support.crds_marker(config),
+            support.job_inputs(job, config),
         output:
             job.outputs,
         params:

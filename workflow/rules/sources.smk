@@ -6,7 +6,7 @@ for job in JOBS.jobs_of("exp_to_source"):
         name:
             support.rule_name("exp_to_source", job.key)
         input:
-            job.inputs + job.depends + [job.asn] + support.crds_marker(config),
+            support.job_inputs(job, config),
         output:
             job.outputs,
         params:

@@ -1,0 +1,27 @@
+# IFU spectroscopy (NRS_IFU, MIR_MRS). outlier_detection (mode ifu) and the optional
+# per-exposure steps are declared with the other single-source products (outliers.smk).
+# Then, one job per association each: cube_build writes every cube (<product>_<band>_s3d,
+# names from spec3flow.plan.ifu_cubes), extract_1d extracts the cube container and, for
+# MIR_MRS, spectral_leak writes the final x1d files (extract_1d's spectra then stay
+# intermediates, as Spec3Pipeline keeps them in memory).
+for job in JOBS.ifu_jobs():
+
+    rule:
+        name:
+            support.rule_name(job.step, job.key)
+        input:
+            support.job_inputs(job, config),
+        output:
+            job.outputs,
+        params:
+            args=support.execute_args(job, config),
+        log:
+            LAYOUT.log(job.step, job.key),
+        benchmark:
+            LAYOUT.benchmark(job.step, job.key)
+        resources:
+            mem_mb=support.cube_build_mem(job) if job.step == "cube_build" else mem_mb(job.step),
+            runtime=support.cube_build_runtime(job) if job.step == "cube_build" else runtime(job.step),
+        threads: 1
+        shell:
+            "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
