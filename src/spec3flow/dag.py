@@ -145,6 +145,8 @@ class Dag:
             self._plan_wfss(product, asn, members, exposures, pending)
         elif product.ifu:
             self._plan_ifu(product, asn, members, exposures, pending)
+        elif product.soss:
+            self._plan_soss(product, asn, members, exposures, pending)
         elif product.multisource:
             outputs = [lay.product(f"{s.stem}_cal.fits") for s in product.sources]
             self._add(StepJob("exp_to_source", product.asn_name, asn, exposures, outputs,
@@ -231,6 +233,42 @@ class Dag:
         outputs = [lay.product(f"{product.name}_x1d.fits"), lay.product(f"{product.name}_c1d.fits")]
         self._add(StepJob("wfss_gather", product.asn_name, asn, x1ds + c1ds, outputs, product.name,
                           depends=members), final=True)
+
+    def _plan_soss(self, product: Product, asn: str, members: list[str], exposures: list[str],
+                   pending: list[str]) -> None:
+        """NIRISS SOSS: [pixel_replace] -> extract_1d (kept in memory by the pipeline: an
+        intermediate here) -> photom, saved as <product>_x1d -> combine_1d, <product>_c1d."""
+        lay = self.layout
+        for step in ("extract_1d", "photom"):
+            if self.skipped(step):
+                raise PlanError(f"config steps.{step}.skip: {product.exp_type} products are made by "
+                                f"{step}; it cannot be skipped ({product.asn_name})")
+        key = product.sources[0].stem
+        current, before = list(exposures), list(pending)
+        depends = [] if current else list(members)
+        if self.skipped("pixel_replace"):
+            before.append("pixel_replace")
+        else:
+            replaced = [lay.intermediate(product, "pixel_replace", os.path.basename(p))
+                        for p in product.science]
+            self._add(StepJob("pixel_replace", key, asn, current, replaced, key, before, depends,
+                              self._exposure_names(product, current, "master_background")))
+            current, before, depends = replaced, [], []
+        spectra = [lay.intermediate(product, "extract_1d", f"{key}_extract_1d.fits")]
+        self._add(StepJob("extract_1d", key, asn, current, spectra, key, before, depends,
+                          self._exposure_names(product, current, "pixel_replace")))
+        x1d = [lay.product(f"{key}_x1d.fits")]
+        self._add(StepJob("photom", key, asn, spectra, x1d, key), final=True)
+        if self.skipped("combine_1d"):
+            return
+        self._add(StepJob("combine_1d", key, asn, x1d, [lay.product(f"{key}_c1d.fits")], key),
+                  final=True)
+
+    def soss_jobs(self) -> list[StepJob]:
+        """extract_1d, photom and combine_1d of SOSS products (one each per association)."""
+        return [job for (step, key), job in self.jobs.items()
+                if step in ("extract_1d", "photom", "combine_1d") and key in self.sources
+                and self.sources[key][0].soss]
 
     def _plan_ifu(self, product: Product, asn: str, members: list[str], exposures: list[str],
                   pending: list[str]) -> None:

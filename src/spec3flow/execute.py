@@ -331,6 +331,15 @@ def run_resample_spec(pipe, asn, inputs, staged, run_before):
 
 
 def run_extract_1d(pipe, asn, inputs, staged, run_before):
+    if _exp_type(inputs, asn) == "NIS_SOSS":
+        # Spec3Pipeline keeps SOSS spectra in memory and saves photom's result instead.
+        result = _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before,
+                                  save_results=False)
+        if result is None or result.meta.cal_step.extract_1d != "COMPLETE":
+            raise StepError("extract_1d did not complete for this SOSS exposure (as for F277W or "
+                            "full-frame data): Spec3Pipeline makes no x1d or c1d either")
+        result.save(os.fspath(staged.tmp / staged.outputs[0].name))
+        return
     if _exp_type(inputs) in IFU_TYPES:
         return run_extract_1d_ifu(pipe, asn, inputs, staged, run_before)
     if _exp_type(inputs) in WFSS_TYPES:
@@ -342,7 +351,23 @@ def run_extract_1d(pipe, asn, inputs, staged, run_before):
     _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before)
 
 
+def run_photom(pipe, asn, inputs, staged, run_before):
+    """SOSS: photom on the extracted spectra, saved with suffix x1d as Spec3Pipeline does."""
+    from stdatamodels.jwst import datamodels
+
+    pipe.photom.save_results = pipe.save_results
+    pipe.photom.suffix = "x1d"
+    with datamodels.open(os.fspath(inputs[0])) as spectra:
+        pipe.photom.run(spectra)
+
+
 def run_combine_1d(pipe, asn, inputs, staged, run_before):
+    if _exp_type(inputs) == "NIS_SOSS":
+        from stdatamodels.jwst import datamodels
+
+        with datamodels.open(os.fspath(inputs[0])) as x1d:  # photom's result, as in memory
+            pipe.combine_1d.run(x1d)
+        return
     if _exp_type(inputs) not in WFSS_TYPES:
         _run_source_step("combine_1d", pipe, asn, inputs, staged, run_before)
         return
@@ -507,12 +532,17 @@ def run_spectral_leak(pipe, asn, inputs, staged, run_before):
     pipe.spectral_leak.run(models)
 
 
-def _exp_type(inputs) -> str | None:
+def _exp_type(inputs, asn: Path | None = None) -> str | None:
+    """EXP_TYPE of a job's first data input, or of its association's first science member."""
     from astropy.io import fits
 
     try:
+        if not inputs and asn is not None:
+            table = json.loads(Path(asn).read_text())
+            member = next(m for m in table["products"][0]["members"] if m["exptype"] == "science")
+            return str(fits.getval(os.fspath(Path(asn).parent / member["expname"]), "EXP_TYPE")).upper()
         return str(fits.getval(os.fspath(inputs[0]), "EXP_TYPE")).upper()
-    except (IndexError, KeyError, OSError):
+    except (IndexError, KeyError, OSError, StopIteration, ValueError):
         return None
 
 
@@ -534,6 +564,7 @@ def _is_placeholder(path: Path) -> bool:
 
 
 RUNNERS = {
+    "photom": run_photom,
     "assign_mtwcs": run_assign_mtwcs,
     "master_background": run_master_background,
     "exp_to_source": run_exp_to_source,

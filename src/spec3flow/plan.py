@@ -25,11 +25,13 @@ log = logging.getLogger("spec3flow.plan")
 WFSS_TYPES = frozenset({"NIS_WFSS", "NRC_WFSS", "MIR_WFSS"})
 #: Modes whose exposures hold many sources (MultiSlitModel): exp_to_source fans out.
 MULTISOURCE_SLIT_TYPES = frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT"}) | WFSS_TYPES
+#: NIRISS SOSS (not TSO): extract_1d -> photom (saved as x1d) -> combine_1d.
+SOSS_TYPES = frozenset({"NIS_SOSS"})
 #: IFU modes: outlier_detection (mode ifu) -> cube_build -> extract_1d [-> spectral_leak].
 IFU_TYPES = frozenset({"NRS_IFU", "MIR_MRS"})
 #: Modes this workflow knows how to run.
 SUPPORTED_TYPES = (frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"}) | WFSS_TYPES
-                   | IFU_TYPES)
+                   | IFU_TYPES | SOSS_TYPES)
 
 #: Step order of calwebb_spec3 for slit modes after exp_to_source.
 SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
@@ -62,6 +64,10 @@ class Product:
     #: IFU only: per science exposure, what cube_build reads from its headers
     #: ({"name", "bands": [[channel|grating, band|filter], ...], "npix"}).
     ifu_exposures: list[dict] = field(default_factory=list)
+
+    @property
+    def soss(self) -> bool:
+        return self.exp_type in SOSS_TYPES
 
     @property
     def ifu(self) -> bool:

@@ -31,6 +31,7 @@ MEMORY_MODEL = {
     "extract_1d": (1200, 4.0),
     "combine_1d": (800, 2.0),
     "wfss_gather": (1200, 4.0),
+    "photom": (1000, 3.0),
     "cube_build": (1200, 4.0),  # plus the cubes themselves: see cube_build_mem_mb
     "spectral_leak": (1000, 2.0),
 }

@@ -50,3 +50,32 @@ def test_source_missing_from_one_exposure_is_a_nan_row(wfss_program):
     all_nan_rows = [(i, row["SOURCE_ID"]) for i, t in enumerate(tables) for row in t
                     if np.all(np.isnan(row["FLUX"]))]
     assert len(all_nan_rows) == 1
+
+
+def run_soss(root, crds_cache, steps):
+    input_dir = make_program(root / "input", modes=("soss",))
+    config = write_config(root, input_dir=str(input_dir), results_dir=str(root / "results"),
+                          modes=["NIS_SOSS"], steps=steps,
+                          crds={"use_local_context": True, "local_path": str(crds_cache)})
+    run_snakemake(root, config)
+    run_baseline(sorted((root / "results" / "asn").glob("*_asn.json")), root / "baseline", crds_cache,
+                 steps=steps)
+    only_workflow, only_pipeline, diffs = compare_dirs(root / "results" / "products", root / "baseline")
+    assert only_workflow == [] and only_pipeline == []
+    assert sorted(d.name.rsplit("_", 1)[-1] for d in diffs) == ["c1d.fits", "x1d.fits"]
+    for diff in diffs:
+        assert diff.arrays_equal, (diff.name, diff.max_abs_diff, diff.nan_mismatch, diff.shape_mismatch)
+        assert diff.keyword_diffs == [], diff.name
+    return root / "results" / "products"
+
+
+def test_soss_box_extraction_equals_spec3pipeline(tmp_path, crds_cache):
+    """NIS_SOSS: extract_1d (kept as an intermediate) -> photom saved as x1d -> combine_1d."""
+    products = run_soss(tmp_path, crds_cache, {"extract_1d": {"soss_atoca": False}})
+    x1d = next(products.glob("*_x1d.fits"))
+    assert fits.getval(x1d, "S_PHOTOM") == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_soss_atoca_extraction_equals_spec3pipeline(tmp_path, crds_cache):
+    run_soss(tmp_path, crds_cache, {"extract_1d": {"soss_atoca": True}})

@@ -48,3 +48,28 @@ for job in JOBS.jobs_of("wfss_gather"):
         threads: 1
         shell:
             "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
+
+
+# NIRISS SOSS: extract_1d (an intermediate: the pipeline keeps it in memory), photom
+# (saved as <product>_x1d.fits) and combine_1d (<product>_c1d.fits), one job each.
+for job in JOBS.soss_jobs():
+
+    rule:
+        name:
+            support.rule_name(f"{job.step}_soss", job.key)
+        input:
+            support.job_inputs(job, config),
+        output:
+            job.outputs,
+        params:
+            args=support.execute_args(job, config),
+        log:
+            LAYOUT.log(job.step, job.key),
+        benchmark:
+            LAYOUT.benchmark(job.step, job.key)
+        resources:
+            mem_mb=mem_mb(job.step),
+            runtime=runtime(job.step),
+        threads: 1
+        shell:
+            "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
