@@ -333,8 +333,14 @@ def run_resample_spec(pipe, asn, inputs, staged, run_before):
 def run_extract_1d(pipe, asn, inputs, staged, run_before):
     if _exp_type(inputs, asn) == "NIS_SOSS":
         # Spec3Pipeline keeps SOSS spectra in memory and saves photom's result instead.
-        result = _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before,
-                                  save_results=False)
+        try:
+            result = _run_source_step("extract_1d", pipe, asn, inputs, staged, run_before,
+                                      save_results=False)
+        except ValueError as exc:
+            if "PWC position" not in str(exc):
+                raise
+            raise StepError(f"{_first_science_name(asn, inputs)}: its pupil wheel position (PWCPOS) "
+                            f"is outside the PASTASOSS trace model ({exc})") from None
         if result is None or result.meta.cal_step.extract_1d != "COMPLETE":
             raise StepError("extract_1d did not complete for this SOSS exposure (as for F277W or "
                             "full-frame data): Spec3Pipeline makes no x1d or c1d either")
@@ -544,6 +550,14 @@ def _exp_type(inputs, asn: Path | None = None) -> str | None:
         return str(fits.getval(os.fspath(inputs[0]), "EXP_TYPE")).upper()
     except (IndexError, KeyError, OSError, StopIteration, ValueError):
         return None
+
+
+def _first_science_name(asn: Path, inputs) -> str:
+    if inputs:
+        return Path(inputs[0]).name
+    table = json.loads(Path(asn).read_text())
+    member = next(m for m in table["products"][0]["members"] if m["exptype"] == "science")
+    return Path(member["expname"]).name
 
 
 def _write_placeholder(path: Path, reason: str) -> None:

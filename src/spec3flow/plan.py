@@ -289,6 +289,8 @@ def products_from_association(asn_path: Path, modes: set[str],
             continue
         if exp_type not in SUPPORTED_TYPES:
             raise PlanError(f"{asn_path}: EXP_TYPE {exp_type} is not supported yet")
+        if exp_type in WFSS_TYPES:
+            check_same_optical_path(asn_path, science)
         out.append(Product(
             asn_name=asn_path.name[: -len(".json")],
             name=product["name"],
@@ -301,6 +303,17 @@ def products_from_association(asn_path: Path, modes: set[str],
                            if exp_type in IFU_TYPES else []),
         ))
     return out
+
+
+def check_same_optical_path(asn_path: Path, members: list[Path]) -> None:
+    """WFSS sources are extracted and combined across exposures: they must share FILTER/PUPIL."""
+    paths = {}
+    for path in members:
+        header = fits.getheader(path)
+        paths.setdefault((header.get("FILTER"), header.get("PUPIL")), []).append(path.name)
+    if len(paths) > 1:
+        found = "; ".join(f"FILTER={f} PUPIL={p}: {', '.join(names)}" for (f, p), names in paths.items())
+        raise PlanError(f"{asn_path}: WFSS members disagree on filter/pupil ({found})")
 
 
 def is_moving_target(path: Path) -> bool:
