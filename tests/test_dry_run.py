@@ -115,7 +115,7 @@ def test_mos_default_jobs(mos_program, tmp_path):
     before = snapshot(input_dir)
     proc = dry_run(tmp_path, input_dir)
     assert job_stats(proc.stdout) == {
-        "associations": 1,
+        "association": 1,
         "local_crds_context": 1,
         EXP_TO_SOURCE_MOS: 1,
         "outlier_detection": n + 1,  # sources + the background slitlet

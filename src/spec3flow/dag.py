@@ -43,6 +43,7 @@ class StepJob:
     # (crf) leave the pipeline's models named after the exposure, not the saved file.
     input_names: list[str] = field(default_factory=list)
     pars: str = ""  # CRDS step parameters of the association (see execute.crds_step_pars)
+    product_digest: str = ""  # the association product's planned content (rerun trigger)
     # cube_build only: detector pixels feeding the cubes (its memory estimate grows with them).
     cube_pixels: int = 0
 
@@ -82,6 +83,18 @@ class Layout:
         return f"{self.root}/qa/{name}.png"
 
 
+def product_digest(product: Product) -> str:
+    """A short fingerprint of what an association product is made of (members, names)."""
+    import hashlib
+    import json
+
+    content = [product.name, product.exp_type, product.moving_target,
+               [os.path.basename(p) for p in product.science],
+               [os.path.basename(p) for p in product.background],
+               [(s.stem, s.exposures) for s in product.sources]]
+    return hashlib.sha1(json.dumps(content).encode()).hexdigest()[:12]
+
+
 def is_skipped(steps_config: dict, step: str) -> bool:
     return bool(steps_config.get(step, {}).get("skip", step in SKIPPED_BY_DEFAULT))
 
@@ -105,8 +118,10 @@ class Dag:
         for product in plan.products:
             first = len(self.jobs)
             self._plan_product(product)
+            digest = product_digest(product)
             for job in list(self.jobs.values())[first:]:
                 job.pars = self.layout.pars(product)
+                job.product_digest = digest
 
     # ------------------------------------------------------------------ building
     def skipped(self, step: str) -> bool:

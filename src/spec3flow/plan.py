@@ -637,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="auto", choices=["auto", "files", "pool"])
     parser.add_argument("--pool-csv", default=None)
     parser.add_argument("--expect", nargs="*", default=None,
-                        help="association file names the plan was built from")
+                        help="write only these association files (names the plan was built from)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args.outdir.mkdir(parents=True, exist_ok=True)
@@ -650,12 +650,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"spec3flow: {exc}", file=sys.stderr)
             return 1
         names = sorted(p.name for p in written)
-        if args.expect is not None and sorted(args.expect) != names:
-            print(f"spec3flow: associations changed since planning: planned {sorted(args.expect)}, "
+        wanted = names if args.expect is None else sorted(args.expect)
+        missing = sorted(set(wanted) - set(names))
+        if missing:
+            print(f"spec3flow: associations changed since planning: planned {missing}, "
                   f"generated {names}; rerun snakemake to re-plan", file=sys.stderr)
             return 1
         for path in written:
-            os.replace(path, args.outdir / path.name)
+            if path.name in wanted:
+                os.replace(path, args.outdir / path.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

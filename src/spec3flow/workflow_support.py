@@ -165,16 +165,6 @@ def execute_args(job: StepJob, config: dict) -> str:
     return shlex.join(args)
 
 
-def association_inputs(config: dict) -> list[str]:
-    """Files the associations rule reads (cal files, shipped asns or the pool CSV)."""
-    input_dir = Path(config["input_dir"])
-    files = sorted(str(p) for p in input_dir.glob("*_cal.fits"))
-    files += sorted(str(p) for p in input_dir.glob("*_asn.json"))
-    if config.get("associations", {}).get("pool_csv"):
-        files.append(config["associations"]["pool_csv"])
-    return files
-
-
 def job_inputs(job: StepJob, config: dict) -> list[str]:
     """A job's declared inputs. Its association, CRDS parameters and CRDS files are
     declared only by the jobs that start from the association: every other job runs
@@ -182,6 +172,24 @@ def job_inputs(job: StepJob, config: dict) -> list[str]:
     if job.inputs:
         return job.inputs + job.depends
     return job.depends + [job.asn] + ([job.pars] if job.pars else []) + crds_marker(config)
+
+
+def effective_crds_context(config: dict) -> str:
+    """The CRDS context jobs will use, as far as planning can know it without a server."""
+    crds = config.get("crds", {})
+    if crds.get("context"):
+        return crds["context"]
+    return os.environ.get("CRDS_CONTEXT") or "server-default"
+
+
+def rerun_key(job: StepJob, config: dict) -> str:
+    """Rule params that make Snakemake rerun a job when what made it changes: its
+    association product's content, the CRDS context, or the jwst version. (Its own step
+    parameters are in its command line; input files are tracked by Snakemake.)"""
+    from importlib import metadata
+
+    return (f"product={job.product_digest} crds={effective_crds_context(config)} "
+            f"jwst={metadata.version('jwst')}")
 
 
 def crds_marker(config: dict, prefetched: bool = True) -> list[str]:

@@ -44,6 +44,15 @@ def step_args(step, key=None):
     return args
 
 
+def step_key(step):
+    """What a job's results depend on beyond its files (see support.rerun_key)."""
+
+    def key(wildcards):
+        return support.rerun_key(JOBS.job(step, wildcards.stem), config)
+
+    return key
+
+
 def mem_mb(step):
     return lambda wildcards, input, attempt: support.mem_mb(step, input.size_mb, attempt)
 

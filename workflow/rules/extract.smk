@@ -8,6 +8,7 @@ rule extract_1d:
         stem=RESAMPLED_STEM,
     params:
         args=step_args("extract_1d"),
+        key=step_key("extract_1d"),
     log:
         LAYOUT.log("extract_1d", "{stem}"),
     benchmark:
@@ -35,6 +36,7 @@ for n_exposures, stems in JOBS.unresampled_extract_groups().items():
             [LAYOUT.product(f"{{stem}}_{i}_x1d.fits") for i in range(n_exposures)],
         params:
             args=step_args("extract_1d"),
+            key=step_key("extract_1d"),
         log:
             LAYOUT.log("extract_1d", "{stem}"),
         benchmark:
@@ -59,6 +61,7 @@ rule combine_1d:
         LAYOUT.product("{stem}_c1d.fits"),
     params:
         args=step_args("combine_1d"),
+        key=step_key("combine_1d"),
     log:
         LAYOUT.log("combine_1d", "{stem}"),
     benchmark:

@@ -15,6 +15,7 @@ for job in JOBS.ifu_jobs():
             job.outputs,
         params:
             args=support.execute_args(job, config),
+            key=support.rerun_key(job, config),
         log:
             LAYOUT.log(job.step, job.key),
         benchmark:

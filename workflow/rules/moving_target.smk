@@ -11,6 +11,7 @@ for job in JOBS.jobs_of("assign_mtwcs"):
             job.outputs,
         params:
             args=support.execute_args(job, config),
+            key=support.rerun_key(job, config),
         log:
             LAYOUT.log("assign_mtwcs", job.key),
         benchmark:

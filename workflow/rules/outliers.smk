@@ -19,6 +19,7 @@ for step, output_pattern in PER_SOURCE_OUTPUT.items():
             output_pattern,
         params:
             args=step_args(step),
+            key=step_key(step),
         log:
             LAYOUT.log(step, "{stem}"),
         benchmark:
@@ -44,6 +45,7 @@ for job in JOBS.per_exposure_jobs():
             job.outputs,
         params:
             args=support.execute_args(job, config),
+            key=support.rerun_key(job, config),
         log:
             LAYOUT.log(job.step, job.key),
         benchmark:

@@ -6,6 +6,7 @@ rule resample_spec:
         LAYOUT.product("{stem}_s2d.fits"),
     params:
         args=step_args("resample_spec"),
+        key=step_key("resample_spec"),
     log:
         LAYOUT.log("resample_spec", "{stem}"),
     benchmark:

@@ -13,6 +13,7 @@ for step, suffix in (("extract_1d", "x1d"), ("combine_1d", "c1d")):
             LAYOUT.source_intermediate("{stem}", suffix),
         params:
             args=step_args(step),
+            key=step_key(step),
         log:
             LAYOUT.log(step, "{stem}"),
         benchmark:
@@ -38,6 +39,7 @@ for job in JOBS.jobs_of("wfss_gather"):
             job.outputs,
         params:
             args=support.execute_args(job, config),
+            key=support.rerun_key(job, config),
         log:
             LAYOUT.log("wfss_gather", job.key),
         benchmark:
@@ -63,6 +65,7 @@ for job in JOBS.soss_jobs():
             job.outputs,
         params:
             args=support.execute_args(job, config),
+            key=support.rerun_key(job, config),
         log:
             LAYOUT.log(job.step, job.key),
         benchmark:

@@ -11,6 +11,7 @@ for job in JOBS.jobs_of("exp_to_source"):
             job.outputs,
         params:
             args=support.execute_args(job, config),
+            key=support.rerun_key(job, config),
         log:
             LAYOUT.log("exp_to_source", job.key),
         benchmark:
