@@ -208,3 +208,13 @@ def test_mixed_program_jobs(mixed_program, tmp_path):
     for rule, suffix in (("resample_spec", "s2d"), ("extract_1d", "x1d")):
         lrs = [p for p in outputs[rule] if re.search(rf"/jw01234-(o003|o004|c1000)_t\d{{3}}_miri_[^/]*_{suffix}\.fits$", p)]
         assert len(lrs) == 3, outputs[rule]
+
+
+def test_versioned_results_dir(mos_program, tmp_path):
+    """results_versioned: the run's files go under results_dir/jwst-<version>_<context>."""
+    n, input_dir = mos_program
+    config = write_config(tmp_path, input_dir=str(input_dir), results_dir=str(tmp_path / "results"),
+                          modes=["NRS_MSASPEC"], results_versioned=True,
+                          crds={"use_local_context": True, "local_path": str(tmp_path / "crds")})
+    proc = run_snakemake(tmp_path, config, "-n")
+    assert f"{tmp_path}/results/jwst-3.0.0_jwst_0001/products/" in proc.stdout

@@ -182,6 +182,18 @@ def effective_crds_context(config: dict) -> str:
     return os.environ.get("CRDS_CONTEXT") or "server-default"
 
 
+def version_results_dir(config: dict) -> None:
+    """``results_versioned: true``: write into <results_dir>/jwst-<version>_<context>, so
+    processings with different software or references live side by side."""
+    from importlib import metadata
+
+    if not config.get("results_versioned"):
+        return
+    context = effective_crds_context(config).replace(".pmap", "")
+    label = f"jwst-{metadata.version('jwst')}_{context}"
+    config["results_dir"] = f"{config['results_dir'].rstrip('/')}/{label}"
+
+
 def rerun_key(job: StepJob, config: dict) -> str:
     """Rule params that make Snakemake rerun a job when what made it changes: its
     association product's content, the CRDS context, or the jwst version. (Its own step

@@ -102,3 +102,20 @@ def test_every_product_has_provenance(slit_program):
             assert "skip" in job["parameters"][name]
     manifest = json.loads((slit_program["results"] / "provenance.json").read_text())
     assert {p["product"] for p in manifest["products"]} == {p.name for p in products}
+
+
+def test_html_report_has_a_plot_per_final_product(slit_program):
+    """`snakemake --report`: self-contained HTML with a quick-look per plotted product."""
+    import re
+
+    from conftest import run_snakemake
+
+    report = slit_program["root"] / "report.html"
+    run_snakemake(slit_program["root"], slit_program["config"], "--report", str(report))
+    html = report.read_text(errors="replace")
+    plotted = [p.name[: -len(".fits")] for p in (slit_program["results"] / "products").glob("*.fits")
+               if re.search(r"_(s2d|x1d|c1d|s3d)\.fits$", p.name)]
+    assert plotted
+    for name in plotted:
+        assert f"{name}.png" in html, name
+    assert "summary.csv" in html and "provenance.json" in html

@@ -6,8 +6,9 @@ import sys
 from spec3flow import workflow_support as support
 
 PYTHON = sys.executable
-RESULTS = config["results_dir"].rstrip("/")
 support.configure_crds(config)
+support.version_results_dir(config)
+RESULTS = config["results_dir"].rstrip("/")
 support.configure_resources(config)
 PLAN = support.load_plan(config)
 JOBS = support.make_dag(PLAN, config)
