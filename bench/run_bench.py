@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_pipeline:
         from spec3flow.crds_local import apply_crds_env
 
-        asns = sorted((results / "asn").glob("*.json"))
+        asns = sorted((results / "asn").glob("*_asn.json"))
         print(f"Spec3Pipeline on {len(asns)} association(s) ...", flush=True)
         pipe = measure([PYTHON, "-m", "spec3flow.baseline", *map(str, asns), "--output-dir", str(baseline)],
                        cwd=run_dir, env=apply_crds_env(crds_path, env), log=logs / "spec3pipeline.log")
