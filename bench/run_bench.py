@@ -124,19 +124,23 @@ def check(m: Measurement, what: str, log: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def ensure_program(input_dir: Path, n_sources: int, seed: int) -> None:
+#: Bench cases: the synthetic generator's mode and the EXP_TYPEs the workflow runs.
+CASES = {"mos": ["NRS_MSASPEC"], "ifu": ["NRS_IFU", "MIR_MRS"]}
+
+
+def ensure_program(input_dir: Path, n_sources: int, seed: int, mode: str = "mos") -> None:
     stamp = input_dir / ".bench.json"
-    want = {"mode": "mos", "n_sources": n_sources, "seed": seed}
+    want = {"mode": mode, "n_sources": n_sources, "seed": seed}
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         print(f"reusing synthetic program in {input_dir}")
         return
     shutil.rmtree(input_dir, ignore_errors=True)
     t0 = time.perf_counter()
-    subprocess.run([PYTHON, "-m", "spec3flow.synth", "--mode", "mos", "--outdir", str(input_dir),
+    subprocess.run([PYTHON, "-m", "spec3flow.synth", "--mode", mode, "--outdir", str(input_dir),
                     "--n-sources", str(n_sources), "--seed", str(seed)],
                    check=True, capture_output=True, text=True)
     stamp.write_text(json.dumps(want))
-    print(f"made synthetic MOS program ({n_sources} sources) in {input_dir} "
+    print(f"made synthetic {mode} program ({n_sources} sources) in {input_dir} "
           f"({time.perf_counter() - t0:.1f} s)")
 
 
@@ -146,14 +150,15 @@ def ensure_crds(crds_path: Path) -> None:
     build_local_crds(crds_path)  # idempotent: returns at once when complete and current
 
 
-def write_configs(run_dir: Path, input_dir: Path, crds_path: Path, plots: bool) -> Path:
+def write_configs(run_dir: Path, input_dir: Path, crds_path: Path, plots: bool,
+                  modes: list[str] = CASES["mos"]) -> Path:
     """A deployed-workflow working directory, as tests/conftest.py makes one."""
     (run_dir / "config").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "config" / "config.yaml", run_dir / "config" / "config.yaml")
     cfg = {
         "input_dir": str(input_dir.resolve()),
         "results_dir": str((run_dir / "results").resolve()),
-        "modes": ["NRS_MSASPEC"],
+        "modes": modes,
         "crds": {"use_local_context": True, "local_path": str(crds_path.resolve())},
         "qa": {"plots": plots},
     }
@@ -245,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n-sources", type=int, default=50, help="MOS sources (default 50)")
+    p.add_argument("--mode", choices=sorted(CASES), default="mos",
+                   help="mos: NIRSpec MOS of --n-sources sources; ifu: NRS_IFU + MIR_MRS (4 dithers)")
     p.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
     p.add_argument("--workdir", type=Path, default=REPO / "bench" / "out",
                    help="where program, CRDS cache, runs and tables go (default bench/out)")
@@ -260,20 +267,20 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    case = f"mos_n{args.n_sources}_c{args.cores}"
-    input_dir = workdir / f"program_n{args.n_sources}_s{args.seed}"
+    case = f"{args.mode}_n{args.n_sources}_c{args.cores}"
+    input_dir = workdir / f"program_{args.mode}_n{args.n_sources}_s{args.seed}"
     crds_path = workdir / "crds_cache"
     run_dir = workdir / "runs" / case
     results = run_dir / "results"
     baseline = run_dir / "spec3pipeline"
     logs = run_dir / "bench_logs"
 
-    ensure_program(input_dir, args.n_sources, args.seed)
+    ensure_program(input_dir, args.n_sources, args.seed, args.mode)
     ensure_crds(crds_path)
     if not args.keep:
         for d in (results, baseline, run_dir / ".snakemake"):
             shutil.rmtree(d, ignore_errors=True)
-    configfile = write_configs(run_dir, input_dir, crds_path, args.plots)
+    configfile = write_configs(run_dir, input_dir, crds_path, args.plots, CASES[args.mode])
     env = dict(os.environ)
 
     # Dry run first, on the (fresh) results dir: the full DAG is planned and listed.
