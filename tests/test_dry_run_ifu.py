@@ -8,29 +8,13 @@ ch1-2-3-4-shortmedium; band=short -> ch3-short, ch4-short; NIRSpec -> g235m-f170
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from conftest import make_program, run_snakemake, write_config
-from test_dry_run import job_stats
+from test_dry_run import job_outputs, job_stats
 
-
-def job_outputs(stdout: str) -> dict[str, list[str]]:
-    """{rule: [output paths of all its jobs]} from a dry run (grouped jobs are indented)."""
-    out: dict[str, list[str]] = {}
-    rule = None
-    for line in stdout.splitlines():
-        m = re.match(r"^\s*(?:local)?rule (\S+):$", line)
-        if m:
-            rule = m.group(1)
-            out.setdefault(rule, [])
-            continue
-        m = re.match(r"^\s+output: (.*)$", line)
-        if m and rule is not None:
-            out[rule].extend(p.strip() for p in m.group(1).split(","))
-    return out
 
 MRS = "jw01234-o005_t003_miri"
 NRS = "jw01234-o006_t004_nirspec"

@@ -7,22 +7,9 @@ import shutil
 import pytest
 import yaml
 from conftest import make_program, run_snakemake, write_config
+from test_dry_run import job_stats as dry_run_job_stats
 
 pytestmark = pytest.mark.e2e
-
-
-def job_stats(stdout: str) -> dict[str, int]:
-    lines = stdout.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    counts = {}
-    for line in lines[lines.index("Job stats:") + 3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    counts.pop("total", None)
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +26,11 @@ def processed(tmp_path_factory, crds_cache):
     config = write_config(root, **base)
     run_snakemake(root, config)
     return root, input_dir, base, config
+
+
+def job_stats(stdout: str) -> dict[str, int]:
+    """Job counts of a dry run; {} when there is nothing to do."""
+    return dry_run_job_stats(stdout) if "Job stats:" in stdout else {}
 
 
 def dry_run_with(root, base, **changes):
