@@ -79,3 +79,26 @@ def test_soss_box_extraction_equals_spec3pipeline(tmp_path, crds_cache):
 @pytest.mark.slow
 def test_soss_atoca_extraction_equals_spec3pipeline(tmp_path, crds_cache):
     run_soss(tmp_path, crds_cache, {"extract_1d": {"soss_atoca": True}})
+
+
+def test_wfss_plan_lists_every_source_job_and_the_gather(wfss_program):
+    from test_dry_run import job_stats
+
+    from conftest import run_snakemake
+
+    root = wfss_program["root"]
+    proc = run_snakemake(root, root / "test-config.yaml", "-n", "--forceall")
+    counts = job_stats(proc.stdout)
+    assert counts["extract_1d_wfss_source"] == 12 and counts["combine_1d_wfss_source"] == 12  # 4 sources x 3
+    assert sum(v for k, v in counts.items() if k.startswith("wfss_gather__")) == 3
+
+
+def test_wfss_quicklooks_and_summary(wfss_program):
+    import pandas as pd
+
+    results = wfss_program["results"]
+    products = sorted(p.name[: -len(".fits")] for p in (results / "products").glob("*.fits"))
+    assert sorted(p.stem for p in (results / "qa").glob("*.png")) == products
+    summary = pd.read_csv(results / "summary.csv")
+    assert sorted(summary["product"]) == sorted(f"{p}.fits" for p in products)
+    assert set(summary["exp_type"]) == {"NIS_WFSS", "NRC_WFSS", "MIR_WFSS"}
