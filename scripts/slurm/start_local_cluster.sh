@@ -145,7 +145,10 @@ if [ "$ACCOUNTING" = 1 ]; then
     ACCT_LINES="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=30"
+# sample every job step's RSS each 2 s and kill a step above its memory
+# request (no cgroups here, so this is how --mem is enforced)
+JobAcctGatherFrequency=task=2
+JobAcctGatherParams=OverMemoryKill"
 else
     ACCT_LINES="AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none"

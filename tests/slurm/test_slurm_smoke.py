@@ -26,6 +26,7 @@ STOP = REPO / "scripts" / "slurm" / "stop_local_cluster.sh"
 STATE = Path(os.environ.get("SPEC3FLOW_SLURM_STATE", "/var/run/spec3flow-slurm"))
 
 pytestmark = [
+    pytest.mark.slurm,
     pytest.mark.skipif(os.environ.get("SPEC3FLOW_SLURM_TESTS") != "1",
                        reason="set SPEC3FLOW_SLURM_TESTS=1 to run the SLURM smoke test"),
     pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() != 0,

@@ -1,0 +1,39 @@
+"""Cluster support: memory ceiling, source groups, what crds_prefetch resolves for."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from spec3flow import workflow_support as support
+
+
+def test_memory_grows_with_input_and_attempt_up_to_the_ceiling():
+    assert support.mem_mb("outlier_detection", 10) == 1300
+    assert support.mem_mb("outlier_detection", 10, attempt=2) == 2600
+    assert support.mem_mb("outlier_detection", 10, attempt=3, max_mem_mb=3000) == 3000
+    support.configure_resources({"resources": {"max_mem_mb": 2000}})
+    try:
+        assert support.mem_mb("outlier_detection", 10, attempt=2) == 2000
+        assert support.cube_build_mem_mb(0, 10**9) == 2000
+    finally:
+        support.configure_resources({})
+    assert support.mem_mb("outlier_detection", 10, attempt=100) == support.DEFAULT_MAX_MEM_MB
+
+
+def test_source_groups_bundle_n_sources_in_plan_order():
+    stems = [f"jw01234-o001_s{i:09d}_nirspec_f170lp-g235m" for i in range(5)]
+    plan = SimpleNamespace(source_index=lambda: {s: None for s in stems})
+    groups = support.SourceGroups(plan, 2)
+    assert [groups(s) for s in stems] == [
+        "spec3flow_sources_00000", "spec3flow_sources_00000", "spec3flow_sources_00001",
+        "spec3flow_sources_00001", "spec3flow_sources_00002"]
+    assert groups(stems[3] + "_x1d") == groups(stems[3])  # plot_product names
+    assert groups(stems[3] + "_1_x1d") == groups(stems[3])  # unresampled spectra
+    assert groups("jw01234-o009_something_else") is None
+    assert support.SourceGroups(plan, 0)(stems[0]) is None
+
+
+def test_crds_marker_adds_the_prefetch_manifest():
+    config = {"results_dir": "out/", "crds": {"prefetch": True}}
+    assert support.crds_marker(config) == ["out/crds_references.json"]
+    assert support.crds_marker(config, prefetched=False) == []
