@@ -47,10 +47,6 @@ class StepJob:
     # cube_build only: detector pixels feeding the cubes (its memory estimate grows with them).
     cube_pixels: int = 0
 
-    @property
-    def data_inputs(self) -> list[str]:
-        return self.inputs
-
 
 class Layout:
     """Where each kind of file lives under ``results_dir``."""

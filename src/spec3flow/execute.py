@@ -23,8 +23,6 @@ from pathlib import Path
 log = logging.getLogger("spec3flow.execute")
 
 ASN_EXPTYPES = ["science", "background"]
-#: Steps between outlier_detection and resampling that keep one model per exposure.
-PER_EXPOSURE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace")
 
 
 class StepError(RuntimeError):

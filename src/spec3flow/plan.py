@@ -33,8 +33,6 @@ IFU_TYPES = frozenset({"NRS_IFU", "MIR_MRS"})
 SUPPORTED_TYPES = (frozenset({"NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"}) | WFSS_TYPES
                    | IFU_TYPES | SOSS_TYPES)
 
-#: Step order of calwebb_spec3 for slit modes after exp_to_source.
-SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
 
 
 class PlanError(ValueError):
