@@ -52,7 +52,7 @@ def test_source_missing_from_one_exposure_is_a_nan_row(wfss_program):
     assert len(all_nan_rows) == 1
 
 
-def run_soss(root, crds_cache, steps, c1d_tolerance=0.0):
+def run_soss(root, crds_cache, steps, tolerance=0.0):
     input_dir = make_program(root / "input", modes=("soss",))
     config = write_config(root, input_dir=str(input_dir), results_dir=str(root / "results"),
                           modes=["NIS_SOSS"], steps=steps,
@@ -64,9 +64,9 @@ def run_soss(root, crds_cache, steps, c1d_tolerance=0.0):
     assert only_workflow == [] and only_pipeline == []
     assert sorted(d.name.rsplit("_", 1)[-1] for d in diffs) == ["c1d.fits", "x1d.fits"]
     for diff in diffs:
-        if diff.name.endswith("_c1d.fits") and c1d_tolerance:
+        if tolerance:
             assert diff.nan_mismatch == 0 and not diff.shape_mismatch
-            assert diff.max_abs_diff <= c1d_tolerance, (diff.name, diff.max_abs_diff)
+            assert diff.max_abs_diff <= tolerance, (diff.name, diff.max_abs_diff)
         else:
             assert diff.arrays_equal, (diff.name, diff.max_abs_diff, diff.nan_mismatch, diff.shape_mismatch)
         assert diff.keyword_diffs == [], diff.name
@@ -82,10 +82,10 @@ def test_soss_box_extraction_equals_spec3pipeline(tmp_path, crds_cache):
 
 @pytest.mark.slow
 def test_soss_atoca_extraction_equals_spec3pipeline(tmp_path, crds_cache):
-    """The x1d is equal to the bit; the c1d differs by up to ~5e-9 MJy (measured 4.46e-9):
-    combine_1d reads photom's spectra back from the x1d file here, while the pipeline
-    combines them in memory. Box extraction (above) is equal to the bit in both."""
-    run_soss(tmp_path, crds_cache, {"extract_1d": {"soss_atoca": True}}, c1d_tolerance=1e-8)
+    """ATOCA results are not bit-reproducible here: in one run the x1d was equal and the
+    c1d differed by 4.46e-9 MJy, in another the x1d differed by 4.47e-9 MJy. Box extraction
+    (above) is equal to the bit. Allowed: 1e-8 MJy on spectra of ~1e-3 to 1e-1 MJy."""
+    run_soss(tmp_path, crds_cache, {"extract_1d": {"soss_atoca": True}}, tolerance=1e-8)
 
 
 def test_wfss_plan_lists_every_source_job_and_the_gather(wfss_program):
