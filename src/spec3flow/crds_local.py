@@ -319,17 +319,8 @@ def write_apcorr_fits(path: Path, entry: RefEntry) -> None:
         model.apcorr_table = _mirlrs_apcorr_table()
     else:  # pragma: no cover - table misconfiguration
         raise ValueError(f"unknown APCORR model {kind!r}")
-    meta = _ref_meta(entry)
     model.sizeunit = "pixels"
-    model.meta.reftype = meta["reftype"]
-    model.meta.instrument.name = meta["instrument"]
-    model.meta.telescope = "JWST"
-    model.meta.exposure.type = entry.exp_types[0]
-    model.meta.exposure.p_exptype = meta["exp_type"]
-    model.meta.pedigree = meta["pedigree"]
-    model.meta.author = meta["author"]
-    model.meta.useafter = meta["useafter"]
-    model.meta.description = meta["description"]
+    _ref_model_meta(model, entry, _ref_meta(entry))
     if entry.instrument == "miri":
         model.meta.instrument.detector = "MIRIMAGE"
     model.save(str(path))
