@@ -6,7 +6,9 @@ MOS obs 001, FS obs 002, MIRI LRS obs 003.  ``--mode wfss`` (not part of ``all``
 writes NIS_WFSS (obs 010), NRC_WFSS (obs 011) and MIR_WFSS (obs 012), each with
 ``--wfss-sources`` sources (default 4) over ``--wfss-dithers`` dithers (default 3).
 ``--mode ifu`` (not part of ``all``) = ``nrs_ifu`` (NRS_IFU, obs 006) + ``mrs`` (MIR_MRS,
-obs 005), ``--n-dithers`` dither positions each (default 4).
+obs 005), ``--n-dithers`` dither positions each (default 4); ``--ifu-background`` adds a
+uniform sky and dedicated background observations (NRS_IFU obs 007, MIR_MRS obs 008,
+``--ifu-background-exposures`` exposures per detector, default 2) with their Stage 2 x1d.
 ``--mode soss`` (not part of ``all``) writes one non-TSO NIS_SOSS exposure (obs 020,
 SUBSTRIP96, ``--soss-nints`` integrations, default 3).
 """
@@ -53,12 +55,14 @@ def _run_mode(mode: str, args) -> list[Path]:
         from .nirspec_ifu import generate_nirspec_ifu
 
         return generate_nirspec_ifu(args.outdir, seed=args.seed, program=args.program,
-                                    n_dithers=args.n_dithers)
+                                    n_dithers=args.n_dithers, background=args.ifu_background,
+                                    n_background=args.ifu_background_exposures)
     if mode == "mrs":
         from .miri_mrs import generate_miri_mrs
 
         return generate_miri_mrs(args.outdir, seed=args.seed, program=args.program,
-                                 n_dithers=args.n_dithers)
+                                 n_dithers=args.n_dithers, background=args.ifu_background,
+                                 n_background=args.ifu_background_exposures)
     if mode == "soss":  # slitless (SOSS)
         from .soss import generate_soss
 
@@ -89,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="NIS_SOSS integrations (obs 020, SUBSTRIP96; >= 2, default 3)")
     p.add_argument("--n-dithers", type=int, default=4,
                    help="IFU dither positions (nrs_ifu, mrs; 1-4, default 4)")
+    p.add_argument("--ifu-background", action="store_true",
+                   help="IFU: uniform sky in every exposure plus dedicated background "
+                        "exposures (NRS_IFU obs 007, MIR_MRS obs 008) and their x1d")
+    p.add_argument("--ifu-background-exposures", type=int, default=2,
+                   help="IFU background exposures per detector (1-4, default 2)")
     p.add_argument("--moving-target", action="store_true",
                    help="make the written science exposures a moving-target program (TARGTYPE MOVING)")
     args = p.parse_args(argv)

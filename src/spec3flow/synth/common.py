@@ -17,6 +17,8 @@ Contents
 - :func:`make_noise`            noisy data + ERR/VAR_POISSON/VAR_RNOISE/VAR_FLAT from a truth image
 - :func:`inject_cosmic_rays`    add cosmic-ray hits (DQ untouched) and return their positions
 - :func:`save_model_fast`       ``model.save`` without stdatamodels' O(n_hdu^2) HDU look-ups
+- :func:`ifu_background_x1d`    Stage 2 x1d of a dedicated IFU background exposure (NRS_IFU,
+                                MIR_MRS), the input master_background combines
 - :func:`write_csv`             truth-table writer (plain csv module, deterministic order)
 - :func:`s_region_polygon`      STC-S ``POLYGON ICRS`` string from corner coordinates
 - :func:`mjd_to_date_time`      MJD -> (DATE-OBS, TIME-OBS) strings
@@ -53,6 +55,7 @@ __all__ = [
     "inject_cosmic_rays",
     "write_csv",
     "save_model_fast",
+    "ifu_background_x1d",
     "s_region_polygon",
     "mjd_to_date_time",
     "DEFAULT_PROGRAM",
@@ -549,6 +552,84 @@ def save_model_fast(model, path: str | Path) -> None:
         model.save(str(path))
     finally:
         fs.get_hdu, fs._make_hdu = orig_get, orig_make
+
+
+# --------------------------------------------------------------------------- IFU background
+
+
+def ifu_background_x1d(cal_model, wavelength_map: np.ndarray, ra: float, dec: float):
+    """Stage 2 ``*_x1d`` of a dedicated IFU background exposure, built from its cal data.
+
+    calwebb_spec2 extracts a BKGDTARG IFU exposure as an EXTENDED source: the whole
+    field of its cube, SURF_BRIGHT = mean over the field, BACKGROUND = the sigma-clipped
+    mean (jwst.extract_1d.ifu).  master_background copies BACKGROUND to SURF_BRIGHT for
+    MIR_MRS and extended NRS_IFU members, combines them (combine_1d, exposure-time
+    weights; needs a spectral WCS and finite FLUX) and interpolates SURF_BRIGHT onto
+    the science pixels' wavelengths.  For a uniform sky without outliers both means are
+    the mean over the on-field detector pixels at each wavelength, computed here instead
+    of building a cube (no CRDS needed).
+
+    ``wavelength_map``: um per pixel of ``cal_model.data``, NaN off the field; pixels of
+    one wavelength sample must carry the identical value.  ``(ra, dec)``: the field
+    centre, stored in the spectral WCS like extract_1d does.  Returns a
+    ``MultiSpecModel`` (NIRSpec) or ``MRSMultiSpecModel`` (MIRI) with one spectrum.
+    """
+    from jwst.extract_1d.spec_wcs import create_spectral_wcs
+    from stdatamodels.jwst import datamodels
+
+    miri = str(cal_model.meta.instrument.name).upper() == "MIRI"
+    spec_class = datamodels.MRSSpecModel if miri else datamodels.SpecModel
+    out = datamodels.MRSMultiSpecModel() if miri else datamodels.MultiSpecModel()
+    out.update(cal_model, only="PRIMARY")
+
+    good = np.isfinite(wavelength_map) & np.isfinite(cal_model.data)
+    wave, sample = np.unique(wavelength_map[good], return_inverse=True)
+    npix = np.bincount(sample).astype(float)
+
+    def field_sum(array):
+        return np.bincount(sample, weights=np.asarray(array, dtype=float)[good])
+
+    surf_bright = field_sum(cal_model.data) / npix
+    sb_var = {k: field_sum(getattr(cal_model, f"var_{k}")) / npix**2
+              for k in ("poisson", "rnoise", "flat")}
+    sb_error = np.sqrt(sum(sb_var.values()))
+    to_jy = float(cal_model.meta.photometry.pixelarea_steradians) * 1.0e6 * npix
+
+    table = np.zeros(len(wave), dtype=spec_class().get_dtype("spec_table"))
+    columns = {
+        "WAVELENGTH": wave, "FLUX": surf_bright * to_jy, "FLUX_ERROR": sb_error * to_jy,
+        "SURF_BRIGHT": surf_bright, "SB_ERROR": sb_error,
+        "BACKGROUND": surf_bright, "BKGD_ERROR": sb_error, "NPIXELS": npix,
+    }
+    for k, v in sb_var.items():
+        up = k.upper()
+        columns.update({f"FLUX_VAR_{up}": v * to_jy**2, f"SB_VAR_{up}": v,
+                        f"BKGD_VAR_{up}": v})
+    for name, values in columns.items():
+        table[name] = values
+    for name in ("RF_FLUX", "RF_SURF_BRIGHT", "RF_BACKGROUND"):
+        if name in table.dtype.names:
+            table[name] = np.nan  # extract_1d without ifu_rfcorr
+
+    spec = spec_class(spec_table=table)
+    units = {"wavelength": "um", "flux": "Jy", "flux_error": "Jy", "surf_bright": "MJy/sr",
+             "sb_error": "MJy/sr", "background": "MJy/sr", "bkgd_error": "MJy/sr"}
+    for name, unit in units.items():
+        spec.spec_table.columns[name].unit = unit
+    for k in ("poisson", "rnoise", "flat"):
+        spec.spec_table.columns[f"flux_var_{k}"].unit = "Jy^2"
+        for prefix in ("sb", "bkgd"):
+            spec.spec_table.columns[f"{prefix}_var_{k}"].unit = "(MJy/sr)^2"
+    spec.meta.wcs = create_spectral_wcs(float(ra), float(dec), wave)
+    spec.name = cal_model.meta.exposure.type
+    spec.detector = cal_model.meta.instrument.detector
+    spec.source_type = "EXTENDED"
+    spec.slit_ra, spec.slit_dec = float(ra), float(dec)
+    out.spec.append(spec)
+    out.meta.wcs = None
+    out.meta.cal_step.extract_1d = "COMPLETE"
+    out.meta.filename = str(cal_model.meta.filename).replace("_cal.fits", "_x1d.fits")
+    return out
 
 
 # --------------------------------------------------------------------------- truth tables

@@ -9,7 +9,11 @@ file stem                          obs  dither  detector     CHANNEL / BAND
 =================================  ===  ======  ===========  ===============================
 jw01234005001_02101_0000{1..4}     005  1..4    MIRIFUSHORT  12 / MEDIUM  (ch1B + ch2B)
 jw01234005001_02101_0000{5..8}     005  1..4    MIRIFULONG   34 / SHORT   (ch3A + ch4A)
+jw01234008001_02101_0000{1..2}     008  1..2    MIRIFUSHORT  ``background=True`` only:
+jw01234008001_02101_0000{3..4}     008  1..2    MIRIFULONG   dedicated background, as above
 =================================  ===  ======  ===========  ===============================
+
+(shown for ``n_dithers=4``, ``n_background=2``; exposure numbers run on over both detectors.)
 
 CH1B (MEDIUM) together with CH3A (SHORT) is what ``SpectralLeakStep`` needs: it subtracts
 ``MRSPTCORR frac_leak(lambda) * F_1B(lambda / 2)`` from the CH3A spectrum.  The
@@ -43,16 +47,33 @@ The synthetic CUBEPAR (``spec3flow.crds_local``) uses these reduced wavelength r
 
 Scene: one point source at the target, Gaussian PSF sigma = 0.014 * lambda arcsec
 (FWHM = 0.033 lambda), integrated over each pixel's alpha x beta footprint, spectrum
-:func:`source_spectrum_jy`; no background.  Cosmic rays (DQ 0) in exposure 00002 (the
-first MIRIFUSHORT file of dither 2); ``n_hot_pixels`` persistent hot pixels per
-detector in all its exposures (IFU outlier detection flags those, see nirspec_ifu).
+:func:`source_spectrum_jy`; by default no background.  With ``background=True`` a
+uniform sky :func:`sky_spectrum_mjysr` (10-60 MJy/sr, rising to the red: ~10% of the
+source flux in the ch1 extraction aperture, more than the source in ch4) is added to every
+slice pixel of every exposure before the noise is drawn (no second-order leak of the sky
+is modelled), and ``n_background`` dedicated background exposures per detector (obs 008,
+1' away, BKGDTARG=T, SRCTYPE=EXTENDED) see only that sky.  Their Stage 2
+``*_x1d.fits`` (an ``MRSMultiSpecModel``: calwebb_spec2 extracts the exposure's
+multi-channel cube, one spectrum over both channels of the detector) is built directly
+from the cal data, the mean over the field at each wavelength in SURF_BRIGHT and
+BACKGROUND (:func:`spec3flow.synth.common.ifu_background_x1d`).  Cosmic rays (DQ 0) in
+exposure 00002 (the first MIRIFUSHORT file of dither 2); ``n_hot_pixels`` persistent hot
+pixels per detector in all its science exposures (IFU outlier detection flags those, see
+nirspec_ifu; background exposures are clean).
 
 Truth CSVs: ``mrs_truth_spectrum.csv`` (per band: wavelength_um, source_flux_jy,
-leak_flux_jy injected into 3A), ``mrs_truth_outliers.csv``, ``mrs_truth_exposures.csv``.
+leak_flux_jy injected into 3A, sky_mjy_sr (0 without ``background``)),
+``mrs_truth_outliers.csv``, ``mrs_truth_exposures.csv`` (one row per exposure, with role).
 
-Association (jwst rules via :mod:`spec3flow.associations`): ``jw01234-o005_spec3_00001_asn``
+Associations (jwst rules via :mod:`spec3flow.associations`): ``jw01234-o005_spec3_00001_asn``
 (``candidate_Asn_Lv3MIRMRS``), product ``jw01234-o005_t003_miri`` (MRS products carry no
-optical element); cube_build names the cubes ``..._miri_ch1-medium_s3d.fits`` etc.
+optical element), science cal files only; cube_build names the cubes
+``..._miri_ch1-medium_s3d.fits`` etc.  With ``background=True`` also
+``jw01234-c1000_spec3_00001_asn`` (``candidate_Asn_Lv3MIRMRS``: science cal files plus the
+background x1d files as ``exptype: background``, so calwebb_spec3 runs master_background;
+product ``jw01234-c1000_t003_miri``; the ``c`` number counts up per program) and
+``jw01234-o008_spec3_00001_asn`` (the background observation as a target of its own,
+product ``jw01234-o008_t005_miri``).
 """
 
 from __future__ import annotations
@@ -67,6 +88,7 @@ from spec3flow.synth.common import (
     ExposureId,
     TargetInfo,
     fill_exposure_meta,
+    ifu_background_x1d,
     inject_cosmic_rays,
     make_noise,
     make_rng,
@@ -79,6 +101,8 @@ from spec3flow.synth.nirspec_ifu import pixel_fraction
 __all__ = [
     "generate_miri_mrs",
     "build_mrs_wcs",
+    "sky_spectrum_mjysr",
+    "wavelength_map",
     "make_regions",
     "source_spectrum_jy",
     "leak_flux_jy",
@@ -144,6 +168,10 @@ OBSERVATION = "005"
 TARGET = dict(proposer_name="SYNTH-MRS-STAR", catalog_name="SYNTH-MRS-STAR",
               ra=269.8857, dec=66.5608, target_id=3)
 PRODUCT_NAME = "jw{program}-o" + OBSERVATION + "_t003_miri"
+BACKGROUND_OBSERVATION = "008"
+BKG_TARGET = dict(proposer_name="SYNTH-MRS-BKG", catalog_name="SYNTH-MRS-BKG",
+                  ra=269.8857, dec=66.5775, target_id=5)  # 1' north of the star
+SKY_MJY_SR_6UM = 10.0
 #: 4-POINT dither: target offsets in (alpha, beta), arcsec
 DITHER_OFFSETS = ((0.45, 0.52), (-0.45, -0.52), (0.43, -0.55), (-0.43, 0.55))
 
@@ -176,6 +204,13 @@ def source_spectrum_jy(lam_um):
     return 5.0e-3 * (lam / 10.0) + 2.0e-3 * np.exp(-0.5 * ((lam - 9.05) / 0.006) ** 2)
 
 
+def sky_spectrum_mjysr(lam_um):
+    """Uniform sky of ``background=True`` programs, MJy/sr: smooth, rising to the red
+    (zodiacal light, then telescope thermal emission)."""
+    lam = np.asarray(lam_um, dtype=float)
+    return SKY_MJY_SR_6UM * (lam / 6.0) ** 1.5
+
+
 def leak_flux_jy(lam_um):
     """Second-order leak added to CH3A pixels: ``frac_leak(lam) * F(lam/2)``."""
     from spec3flow.crds_local import mrs_leak_fraction
@@ -194,6 +229,19 @@ def make_regions(detector: str, ny: int = NY_DEFAULT) -> np.ndarray:
             x0 = ch.strip_x0(k)
             reg[:, x0:x0 + ch.nalpha] = 100 * int(c) + k
     return reg
+
+
+def wavelength_map(detector: str, ny: int = NY_DEFAULT,
+                   regions: np.ndarray | None = None) -> np.ndarray:
+    """Wavelength (um) of every pixel of ``detector``, NaN between the slices."""
+    if regions is None:
+        regions = make_regions(detector, ny)
+    lam = np.full(regions.shape, np.nan)
+    for c in DETECTORS[detector.upper()][2]:
+        in_channel = regions // 100 == int(c)
+        lam[in_channel] = np.broadcast_to(
+            wavelength_of_row(np.arange(ny), c)[:, None], regions.shape)[in_channel]
+    return lam
 
 
 def _ab_matrix():
@@ -301,21 +349,31 @@ class MrsExposure:
     alpha: float  # target position, arcsec
     beta: float
     cal_path: Path | None = None
+    role: str = "science"  # or 'background' (dedicated background observation)
+    x1d_path: Path | None = None
+
+    @property
+    def target(self) -> dict:
+        return TARGET if self.role == "science" else BKG_TARGET
 
 
-def _exposures(program: str, n_dithers: int) -> list[MrsExposure]:
+def _exposures(program: str, n_dithers: int, role: str = "science") -> list[MrsExposure]:
+    """Per detector, the dithered exposures of the science (obs 005) or background
+    (obs 008) target."""
+    obs, target = ((OBSERVATION, TARGET) if role == "science"
+                   else (BACKGROUND_OBSERVATION, BKG_TARGET))
     out = []
     n = 0
     for det in DETECTORS:
         for k in range(n_dithers):
             n += 1
             da, db = DITHER_OFFSETS[k % len(DITHER_OFFSETS)]
-            ra, dec = _pointing_for_offset(TARGET["ra"], TARGET["dec"], da, db)
-            a, b = _target_ab(ra, dec, TARGET["ra"], TARGET["dec"])
-            exp = ExposureId(program=program, observation=OBSERVATION, visit="001",
+            ra, dec = _pointing_for_offset(target["ra"], target["dec"], da, db)
+            a, b = _target_ab(ra, dec, target["ra"], target["dec"])
+            exp = ExposureId(program=program, observation=obs, visit="001",
                              visit_group="02", sequence="1", activity="01", exposure=n,
                              detector=det)
-            out.append(MrsExposure(exp, det, k + 1, ra, dec, a, b))
+            out.append(MrsExposure(exp, det, k + 1, ra, dec, a, b, role=role))
     return out
 
 
@@ -361,13 +419,17 @@ def _hot_pixels(seed, detector, ny, n):
 
 
 def _make_cal_model(ex: MrsExposure, index: int, seed: int, ny: int, outlier_rows: list,
-                    n_cosmic_rays: int, hot_pixels, n_total: int):
+                    n_cosmic_rays: int, hot_pixels, n_total: int, sky: bool = False):
     from stdatamodels.jwst import datamodels
     from stdatamodels.jwst.datamodels import dqflags
 
     dqf = dqflags.pixel
     regions = make_regions(ex.detector, ny)
-    truth = truth_image(ex, ny, regions)
+    is_sci = ex.role == "science"
+    truth = truth_image(ex, ny, regions) if is_sci else np.zeros((ny, NX))
+    if sky:
+        on = regions > 0
+        truth[on] += sky_spectrum_mjysr(wavelength_map(ex.detector, ny, regions)[on])
     fname = ex.exp.filename("cal")
     rng = make_rng(seed, "mrs", fname)
     noise = make_noise(truth, rng, flux_per_electron=FLUX_PER_ELECTRON,
@@ -401,9 +463,11 @@ def _make_cal_model(ex: MrsExposure, index: int, seed: int, ny: int, outlier_row
 
     chan_kw, band_kw, chans = DETECTORS[ex.detector]
     start = START_MJD + index * (EXPOSURE_TIME * 1.02 + GAP_S) / 86400.0
-    target = TargetInfo(proposer_name=TARGET["proposer_name"],
-                        catalog_name=TARGET["catalog_name"], ra=TARGET["ra"],
-                        dec=TARGET["dec"], source_type="POINT", target_id=TARGET["target_id"])
+    tgt = ex.target
+    src_type = "POINT" if is_sci else "EXTENDED"  # srctype: BKGDTARG -> EXTENDED
+    target = TargetInfo(proposer_name=tgt["proposer_name"], catalog_name=tgt["catalog_name"],
+                        ra=tgt["ra"], dec=tgt["dec"], source_type=src_type,
+                        target_id=tgt["target_id"])
     v1 = _v23tosky(ex.ra_ref, ex.dec_ref)(0.0, 0.0)
     fill_exposure_meta(
         model, ex.exp, instrument="MIRI", exp_type="MIR_MRS", target=target,
@@ -418,7 +482,7 @@ def _make_cal_model(ex: MrsExposure, index: int, seed: int, ny: int, outlier_row
                 "dither_direction": "NEGATIVE",
                 "x_offset": float(DITHER_OFFSETS[ex.dither - 1][0]),
                 "y_offset": float(DITHER_OFFSETS[ex.dither - 1][1]),
-                "dithered_ra": float(TARGET["ra"]), "dithered_dec": float(TARGET["dec"])},
+                "dithered_ra": float(tgt["ra"]), "dithered_dec": float(tgt["dec"])},
         wcsinfo={"ra_ref": ex.ra_ref, "dec_ref": ex.dec_ref, "v2_ref": V2_REF,
                  "v3_ref": V3_REF, "roll_ref": ROLL_REF, "v3yangle": V3YANGLE,
                  "vparity": -1, "dispersion_direction": 2, "velosys": 0.0,
@@ -427,10 +491,11 @@ def _make_cal_model(ex: MrsExposure, index: int, seed: int, ny: int, outlier_row
         subarray={"name": "FULL", "xstart": 1, "ystart": 1, "xsize": NX, "ysize": ny,
                   "fastaxis": 1, "slowaxis": 2},
         aperture_name="MIRIFU_CHANNEL1A",
+        bkgdtarg=not is_sci,
         extra_pool_keywords={"pntgtype": "SCIENCE", "dithptin": ex.dither,
                              "patttype": "4-POINT", "pattsize": "DEFAULT"},
     )
-    model.meta.target.source_type_apt = "POINT"
+    model.meta.target.source_type_apt = src_type
     model.meta.exposure.noutputs = 4
     model.meta.exposure.nresets_at_start = 0
     model.meta.exposure.nresets_between_ints = 1
@@ -458,46 +523,67 @@ def _make_cal_model(ex: MrsExposure, index: int, seed: int, ny: int, outlier_row
 # ----------------------------------------------------------------------------- API
 def generate_miri_mrs(outdir, seed: int = 1, program: str = PROGRAM_DEFAULT, *,
                       n_dithers: int = 4, ny: int = NY_DEFAULT, n_cosmic_rays: int = 5,
-                      n_hot_pixels: int = 4) -> list[Path]:
+                      n_hot_pixels: int = 4, background: bool = False,
+                      n_background: int = 2) -> list[Path]:
     """Write the synthetic MIRI MRS program (obs 005) into ``outdir``.
 
     ``n_dithers`` (1-4) exposures per detector (MIRIFUSHORT band MEDIUM, MIRIFULONG band
     SHORT), ``ny`` rows (wavelength samples); ``n_cosmic_rays`` hits in exposure 00002;
-    ``n_hot_pixels`` persistent hot pixels per detector.  Returns the cal files
-    (exposure order) then the truth CSVs.  Deterministic for given arguments.
+    ``n_hot_pixels`` persistent hot pixels per detector.  ``background``: add the
+    uniform sky to every exposure and write ``n_background`` (1-4) dedicated background
+    exposures per detector (obs 008, BKGDTARG=T) with their Stage 2 x1d.  Returns the
+    cal files (science then background, exposure order), the background x1d files, then
+    the truth CSVs.  Deterministic for given arguments.
     """
     if not 1 <= n_dithers <= 4:
         raise ValueError("n_dithers must be 1..4")
+    if background and not 1 <= n_background <= 4:
+        raise ValueError("n_background must be 1..4")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     program = f"{int(program):05d}"
     exps = _exposures(program, n_dithers)
+    bkg_exps = _exposures(program, n_background, "background") if background else []
     hot = {det: _hot_pixels(seed, det, ny, n_hot_pixels) for det in DETECTORS}
     written: list[Path] = []
     outlier_rows: list[dict] = []
     cr_exp = 2 if n_dithers >= 2 else 1
-    for i, ex in enumerate(exps):
-        ncr = n_cosmic_rays if int(ex.exp.exposure) == cr_exp else 0
-        model = _make_cal_model(ex, i, seed, ny, outlier_rows, ncr, hot[ex.detector],
-                                len(exps))
+    for i, ex in enumerate(exps + bkg_exps):
+        if ex.role == "science":
+            ncr = n_cosmic_rays if int(ex.exp.exposure) == cr_exp else 0
+            model = _make_cal_model(ex, i, seed, ny, outlier_rows, ncr, hot[ex.detector],
+                                    len(exps), sky=background)
+        else:
+            model = _make_cal_model(ex, i, seed, ny, outlier_rows, 0, [], len(bkg_exps),
+                                    sky=True)
         path = outdir / ex.exp.filename("cal")
         model.save(path)
-        model.close()
         ex.cal_path = path
         written.append(path)
+        if ex.role == "background":
+            x1d = ifu_background_x1d(model, wavelength_map(ex.detector, ny, model.regions),
+                                     ex.ra_ref, ex.dec_ref)
+            ex.x1d_path = outdir / ex.exp.filename("x1d")
+            x1d.save(ex.x1d_path)
+            x1d.close()
+        model.close()
+    written.extend(ex.x1d_path for ex in bkg_exps)
     spec_rows = []
     for c, ch in CHANNELS.items():
         lam = wavelength_of_row(np.arange(ny), c)
         leak = leak_flux_jy(lam) if ch.band == "SHORT" and c == "3" else np.zeros(ny)
-        for w, f, lk in zip(lam, source_spectrum_jy(lam), leak):
+        sky = sky_spectrum_mjysr(lam) if background else np.zeros(ny)
+        for w, f, lk, b in zip(lam, source_spectrum_jy(lam), leak, sky):
             spec_rows.append({"band": ch.name, "wavelength_um": float(w),
-                              "source_flux_jy": float(f), "leak_flux_jy": float(lk)})
+                              "source_flux_jy": float(f), "leak_flux_jy": float(lk),
+                              "sky_mjy_sr": float(b)})
     written.append(write_csv(outdir / "mrs_truth_spectrum.csv", spec_rows))
     written.append(write_csv(outdir / "mrs_truth_outliers.csv", outlier_rows,
                              fieldnames=["file", "y", "x", "added_mjy_sr", "kind"]))
     written.append(write_csv(outdir / "mrs_truth_exposures.csv", [
         {"file": ex.exp.filename("cal"), "detector": ex.detector, "dither": ex.dither,
          "ra_ref": ex.ra_ref, "dec_ref": ex.dec_ref, "target_alpha_arcsec": ex.alpha,
-         "target_beta_arcsec": ex.beta, "target_ra": TARGET["ra"],
-         "target_dec": TARGET["dec"]} for ex in exps]))
+         "target_beta_arcsec": ex.beta, "target_ra": ex.target["ra"],
+         "target_dec": ex.target["dec"], "role": ex.role,
+         "x1d": ex.x1d_path.name if ex.x1d_path else ""} for ex in exps + bkg_exps]))
     return written

@@ -8,9 +8,12 @@ file stem                         obs  dither   content
 ================================  ===  =======  ====================================
 jw01234006001_02101_0000{1..4}    006  1..4     point source, 4-POINT-NOD pattern;
                                                 exposure 00002 has the cosmic rays
+jw01234007001_02101_0000{1..2}    007  1..2     ``background=True`` only: dedicated
+                                                background (BKGDTARG=T, sky only,
+                                                SRCTYPE=EXTENDED), cal + x1d
 ================================  ===  =======  ====================================
 
-Every file is an ``IFUImageModel`` ``*_nrs1_cal.fits`` (MJy/sr, G235M/F170LP) with
+Every cal file is an ``IFUImageModel`` ``*_nrs1_cal.fits`` (MJy/sr, G235M/F170LP) with
 
 - a ``regions`` slice map (0 = no slice, ``1..30`` = slice id + 1, what
   ``jwst.assign_wcs.nirspec.nrs_ifu_wcs`` attaches);
@@ -43,21 +46,37 @@ Geometry (simplified; real NRS_IFU is a 2048 x 2048 full frame):
 
 Scene: one point source at the target position (TARG_RA/DEC), Gaussian PSF
 (sigma = ``PSF_SIGMA_ARCSEC_2UM`` * lambda/2um) integrated exactly over each pixel's
-0.1" x 0.1" footprint, spectrum :func:`source_spectrum_jy`; no sky background (the
-cal files are background-free).  Cosmic rays (DQ 0) are added to one exposure;
-``n_hot_pixels`` "hot pixels" (DQ 0) sit on the same detector pixels in every exposure.
+0.1" x 0.1" footprint, spectrum :func:`source_spectrum_jy`.  By default no sky (the
+cal files are background-free); with ``background=True`` a uniform sky
+:func:`sky_spectrum_mjysr` (~8 MJy/sr, ~20% of the source flux in the extraction
+aperture) is added to every pixel of every exposure before the noise is drawn, and
+``n_background`` dedicated background exposures (obs 007, 1' away, same optical path and
+detector) see only that sky.  Their Stage 2 ``*_nrs1_x1d.fits`` (what calwebb_spec2's
+extended-source extraction of the whole cube gives) is built directly as a
+``MultiSpecModel`` from the cal data: the mean over the field at each wavelength in
+SURF_BRIGHT and BACKGROUND (:func:`spec3flow.synth.common.ifu_background_x1d`).
+Cosmic rays (DQ 0) are added to one exposure; ``n_hot_pixels`` "hot pixels" (DQ 0) sit on
+the same detector pixels in every science exposure (background exposures are clean).
 jwst's IFU outlier detection flags pixels whose *minimum* neighbour difference over
 all exposures of a detector is in the top ``100 - threshold_percent`` percent: it
 flags the persistent hot pixels in every crf, not single-exposure cosmic rays.
 
-Truth tables (CSV): ``nrs_ifu_truth_spectrum.csv`` (wavelength_um, source_flux_jy on
-the detector wavelength grid), ``nrs_ifu_truth_outliers.csv`` (file, y, x, added_mjy_sr,
-kind = cosmic_ray | hot_pixel), ``nrs_ifu_truth_exposures.csv`` (dither, pointing,
-target position in slicer coordinates).
+Truth tables (CSV): ``nrs_ifu_truth_spectrum.csv`` (wavelength_um, source_flux_jy,
+sky_mjy_sr (0 without ``background``) on the detector wavelength grid),
+``nrs_ifu_truth_outliers.csv`` (file, y, x, added_mjy_sr, kind = cosmic_ray | hot_pixel),
+``nrs_ifu_truth_exposures.csv`` (dither, pointing, target position in slicer
+coordinates, role = science | background, the background exposures' x1d).
 
-Association jwst generates from these headers (:mod:`spec3flow.associations`):
+Associations jwst generates from these headers (:mod:`spec3flow.associations`):
 ``jw01234-o006_spec3_00001_asn`` (``candidate_Asn_Lv3NRSIFU``), product
-``jw01234-o006_t004_nirspec_g235m`` (NRS_IFU products carry the grating only).
+``jw01234-o006_t004_nirspec_g235m`` (NRS_IFU products carry the grating only), science
+cal files only.  With ``background=True`` also ``jw01234-c1000_spec3_00001_asn``
+(``candidate_Asn_Lv3NRSIFU``: the science cal files plus the background x1d files as
+``exptype: background``, so calwebb_spec3 runs master_background; product
+``jw01234-c1000_t004_nirspec_g235m``; the ``c`` number counts up per program, c1001 when
+another observation's candidate comes first) and ``jw01234-o007_spec3_00001_asn`` (the
+background observation reduced as a target of its own, product
+``jw01234-o007_t006_nirspec_g235m``).
 """
 
 from __future__ import annotations
@@ -72,6 +91,7 @@ from spec3flow.synth.common import (
     ExposureId,
     TargetInfo,
     fill_exposure_meta,
+    ifu_background_x1d,
     inject_cosmic_rays,
     make_noise,
     make_rng,
@@ -83,6 +103,8 @@ from spec3flow.synth.common import (
 __all__ = [
     "generate_nirspec_ifu",
     "build_ifu_wcs",
+    "sky_spectrum_mjysr",
+    "wavelength_map",
     "make_regions",
     "source_spectrum_jy",
     "wavelength_of_column",
@@ -127,6 +149,10 @@ PROGRAM_DEFAULT = "01234"
 OBSERVATION = "006"
 TARGET = dict(proposer_name="SYNTH-IFU-STAR", catalog_name="SYNTH-IFU-STAR",
               ra=150.1021, dec=2.2117, target_id=4)
+BACKGROUND_OBSERVATION = "007"
+BKG_TARGET = dict(proposer_name="SYNTH-IFU-BKG", catalog_name="SYNTH-IFU-BKG",
+                  ra=150.1021, dec=2.2283, target_id=6)  # 1' north of the star
+SKY_MJY_SR_2UM = 8.0
 GRATING, FILTER, DETECTOR = "G235M", "F170LP", "NRS1"
 PRODUCT_NAME = "jw{program}-o" + OBSERVATION + "_t004_nirspec_g235m"
 #: 4-POINT-NOD offsets of the target in (x_slicer across, y_slicer along), arcsec
@@ -159,6 +185,22 @@ def source_spectrum_jy(lam_um):
     """Injected point-source spectrum, Jy: ~1 mJy continuum plus a Br-gamma-like line."""
     lam = np.asarray(lam_um, dtype=float)
     return 1.0e-3 * (lam / 2.0) ** -1.5 + 4.0e-4 * np.exp(-0.5 * ((lam - 2.05) / 0.003) ** 2)
+
+
+def sky_spectrum_mjysr(lam_um):
+    """Uniform sky of ``background=True`` programs, MJy/sr: smooth, rising to the red
+    (zodiacal light + telescope); large enough that leaving it in shows in the x1d."""
+    lam = np.asarray(lam_um, dtype=float)
+    return SKY_MJY_SR_2UM * (lam / 2.0) ** 2
+
+
+def wavelength_map(nx: int = NX_DEFAULT, regions: np.ndarray | None = None) -> np.ndarray:
+    """Wavelength (um) of every pixel, NaN between the slices."""
+    if regions is None:
+        regions = make_regions(nx)
+    lam = np.broadcast_to(wavelength_of_column(np.arange(nx)), (NY, nx)).copy()
+    lam[regions == 0] = np.nan
+    return lam
 
 
 def pixel_fraction(lo, hi, mu, sigma):
@@ -310,18 +352,27 @@ class IfuExposure:
     along: float
     n_dithers: int
     cal_path: Path | None = None
+    role: str = "science"  # or 'background' (dedicated background observation)
+    x1d_path: Path | None = None
+
+    @property
+    def target(self) -> dict:
+        return TARGET if self.role == "science" else BKG_TARGET
 
 
-def _exposures(program: str, n_dithers: int) -> list[IfuExposure]:
+def _exposures(program: str, n_dithers: int, role: str = "science") -> list[IfuExposure]:
+    """The dithered exposures of the science (obs 006) or background (obs 007) target."""
+    obs, target = ((OBSERVATION, TARGET) if role == "science"
+                   else (BACKGROUND_OBSERVATION, BKG_TARGET))
     out = []
     for k in range(n_dithers):
         da, db = DITHER_OFFSETS[k % len(DITHER_OFFSETS)]
-        ra, dec = _pointing_for_offset(TARGET["ra"], TARGET["dec"], da, db)
-        a, b = _target_slicer_position(ra, dec, TARGET["ra"], TARGET["dec"])
-        exp = ExposureId(program=program, observation=OBSERVATION, visit="001",
+        ra, dec = _pointing_for_offset(target["ra"], target["dec"], da, db)
+        a, b = _target_slicer_position(ra, dec, target["ra"], target["dec"])
+        exp = ExposureId(program=program, observation=obs, visit="001",
                          visit_group="02", sequence="1", activity="01", exposure=k + 1,
                          detector=DETECTOR)
-        out.append(IfuExposure(exp, k + 1, ra, dec, a, b, n_dithers))
+        out.append(IfuExposure(exp, k + 1, ra, dec, a, b, n_dithers, role=role))
     return out
 
 
@@ -350,12 +401,17 @@ def truth_image(ex: IfuExposure, nx: int, regions: np.ndarray) -> np.ndarray:
 
 
 def _make_cal_model(ex: IfuExposure, index: int, seed: int, nx: int, outlier_rows: list,
-                    n_cosmic_rays: int, hot_pixels: list[tuple[int, int, float]]):
+                    n_cosmic_rays: int, hot_pixels: list[tuple[int, int, float]],
+                    sky: bool = False):
     from stdatamodels.jwst import datamodels
 
     dqf = _dq_flags()
     regions = make_regions(nx)
-    truth = truth_image(ex, nx, regions)
+    is_sci = ex.role == "science"
+    truth = truth_image(ex, nx, regions) if is_sci else np.zeros((NY, nx))
+    if sky:
+        on = regions > 0
+        truth[on] += sky_spectrum_mjysr(wavelength_map(nx, regions)[on])
     fname = ex.exp.filename("cal")
     rng = make_rng(seed, "nrs_ifu", fname)
     noise = make_noise(truth, rng, flux_per_electron=FLUX_PER_ELECTRON,
@@ -390,9 +446,11 @@ def _make_cal_model(ex: IfuExposure, index: int, seed: int, nx: int, outlier_row
     model.regions = regions
 
     start = START_MJD + index * (EXPOSURE_TIME * 1.02 + GAP_S) / 86400.0
-    target = TargetInfo(proposer_name=TARGET["proposer_name"],
-                        catalog_name=TARGET["catalog_name"], ra=TARGET["ra"],
-                        dec=TARGET["dec"], source_type="POINT", target_id=TARGET["target_id"])
+    tgt = ex.target
+    src_type = "POINT" if is_sci else "EXTENDED"  # srctype: BKGDTARG -> EXTENDED
+    target = TargetInfo(proposer_name=tgt["proposer_name"], catalog_name=tgt["catalog_name"],
+                        ra=tgt["ra"], dec=tgt["dec"], source_type=src_type,
+                        target_id=tgt["target_id"])
     v1 = _v23tosky(ex.ra_ref, ex.dec_ref)(0.0, 0.0)
     fill_exposure_meta(
         model, ex.exp, instrument="NIRSPEC", exp_type="NRS_IFU", target=target,
@@ -408,7 +466,7 @@ def _make_cal_model(ex: IfuExposure, index: int, seed: int, nx: int, outlier_row
                 "pattern_start": 1, "subpixel_total_points": 1,
                 "x_offset": float(DITHER_OFFSETS[(ex.dither - 1) % 4][0]),
                 "y_offset": float(DITHER_OFFSETS[(ex.dither - 1) % 4][1]),
-                "dithered_ra": float(TARGET["ra"]), "dithered_dec": float(TARGET["dec"])},
+                "dithered_ra": float(tgt["ra"]), "dithered_dec": float(tgt["dec"])},
         wcsinfo={"ra_ref": ex.ra_ref, "dec_ref": ex.dec_ref, "v2_ref": V2_REF,
                  "v3_ref": V3_REF, "roll_ref": ROLL_REF, "v3yangle": V3YANGLE,
                  "vparity": -1, "dispersion_direction": 1, "spectral_order": 1,
@@ -418,10 +476,11 @@ def _make_cal_model(ex: IfuExposure, index: int, seed: int, nx: int, outlier_row
         subarray={"name": "FULL", "xstart": SUB_XSTART, "ystart": SUB_YSTART, "xsize": nx,
                   "ysize": NY, "fastaxis": 2, "slowaxis": 1},
         aperture_name="NRS_FULL_IFU",
+        bkgdtarg=not is_sci,
         extra_pool_keywords={"expspcin": 1, "dithptin": ex.dither, "pntg_seq": ex.dither},
     )
     model.meta.dither.patttype = "4-POINT-NOD"  # not in all schemas: ignored if absent
-    model.meta.target.source_type_apt = "POINT"
+    model.meta.target.source_type_apt = src_type
     model.meta.wcs = build_ifu_wcs(ex.ra_ref, ex.dec_ref, nx, regions=regions)
     model.meta.wcsinfo.s_region = _s_region(ex.ra_ref, ex.dec_ref)
     lam = wavelength_of_column(np.arange(nx))
@@ -460,40 +519,60 @@ def _hot_pixels(seed: int, nx: int, n: int) -> list[tuple[int, int, float]]:
 # ----------------------------------------------------------------------------- API
 def generate_nirspec_ifu(outdir, seed: int = 1, program: str = PROGRAM_DEFAULT, *,
                          n_dithers: int = 4, nx: int = NX_DEFAULT, n_cosmic_rays: int = 5,
-                         n_hot_pixels: int = 4) -> list[Path]:
+                         n_hot_pixels: int = 4, background: bool = False,
+                         n_background: int = 2) -> list[Path]:
     """Write the synthetic NRS_IFU program (obs 006) into ``outdir``.
 
-    ``n_dithers`` (2-4) exposures of a point source, ``nx`` wavelength columns;
+    ``n_dithers`` (1-4) exposures of a point source, ``nx`` wavelength columns;
     ``n_cosmic_rays`` hits (DQ 0) in exposure 00002; ``n_hot_pixels`` persistent
-    hot pixels (DQ 0) in every exposure.  Returns the cal files (exposure order) then
-    the truth CSVs (spectrum, outliers, exposures).  Deterministic for given arguments.
+    hot pixels (DQ 0) in every science exposure.  ``background``: add the uniform sky
+    to every exposure and write ``n_background`` (1-4) dedicated background exposures
+    (obs 007, BKGDTARG=T) with their Stage 2 x1d.  Returns the cal files (science then
+    background, exposure order), the background x1d files, then the truth CSVs
+    (spectrum, outliers, exposures).  Deterministic for given arguments.
     """
     if not 1 <= n_dithers <= 4:
         raise ValueError("n_dithers must be 1..4")
+    if background and not 1 <= n_background <= 4:
+        raise ValueError("n_background must be 1..4")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     program = f"{int(program):05d}"
     exps = _exposures(program, n_dithers)
+    bkg_exps = _exposures(program, n_background, "background") if background else []
     hot = _hot_pixels(seed, nx, n_hot_pixels)
     written: list[Path] = []
     outlier_rows: list[dict] = []
-    for i, ex in enumerate(exps):
-        ncr = n_cosmic_rays if (ex.dither == 2 or n_dithers == 1) else 0
-        model = _make_cal_model(ex, i, seed, nx, outlier_rows, ncr, hot)
+    for i, ex in enumerate(exps + bkg_exps):
+        if ex.role == "science":
+            ncr = n_cosmic_rays if (ex.dither == 2 or n_dithers == 1) else 0
+            model = _make_cal_model(ex, i, seed, nx, outlier_rows, ncr, hot, sky=background)
+        else:
+            model = _make_cal_model(ex, i, seed, nx, outlier_rows, 0, [], sky=True)
         path = outdir / ex.exp.filename("cal")
         model.save(path)
-        model.close()
         ex.cal_path = path
         written.append(path)
+        if ex.role == "background":
+            x1d = ifu_background_x1d(model, wavelength_map(nx, model.regions),
+                                     ex.ra_ref, ex.dec_ref)
+            ex.x1d_path = outdir / ex.exp.filename("x1d")
+            x1d.save(ex.x1d_path)
+            x1d.close()
+        model.close()
+    written.extend(ex.x1d_path for ex in bkg_exps)
     lam = wavelength_of_column(np.arange(nx))
+    sky = sky_spectrum_mjysr(lam) if background else np.zeros_like(lam)
     written.append(write_csv(outdir / "nrs_ifu_truth_spectrum.csv",
-                             [{"wavelength_um": float(w), "source_flux_jy": float(f)}
-                              for w, f in zip(lam, source_spectrum_jy(lam))]))
+                             [{"wavelength_um": float(w), "source_flux_jy": float(f),
+                               "sky_mjy_sr": float(b)}
+                              for w, f, b in zip(lam, source_spectrum_jy(lam), sky)]))
     written.append(write_csv(outdir / "nrs_ifu_truth_outliers.csv", outlier_rows,
                              fieldnames=["file", "y", "x", "added_mjy_sr", "kind"]))
     written.append(write_csv(outdir / "nrs_ifu_truth_exposures.csv", [
         {"file": ex.exp.filename("cal"), "dither": ex.dither, "ra_ref": ex.ra_ref,
          "dec_ref": ex.dec_ref, "target_across_arcsec": ex.across,
-         "target_along_arcsec": ex.along, "target_ra": TARGET["ra"],
-         "target_dec": TARGET["dec"]} for ex in exps]))
+         "target_along_arcsec": ex.along, "target_ra": ex.target["ra"],
+         "target_dec": ex.target["dec"], "role": ex.role,
+         "x1d": ex.x1d_path.name if ex.x1d_path else ""} for ex in exps + bkg_exps]))
     return written
