@@ -26,9 +26,14 @@ wildcard_constraints:
     asn=r"[^/]+",
 
 
+# Every function below is wrapped in support.rule_callable: Snakemake then reads its
+# signature once instead of at each of the ~10 evaluations per job.
+
+
 def step_inputs(step):
     """Input function of a per-source step rule: data, association and raw members."""
 
+    @support.rule_callable
     def inputs(wildcards):
         job = JOBS.job(step, wildcards.stem)
         return support.job_inputs(job, config)
@@ -39,6 +44,7 @@ def step_inputs(step):
 def step_args(step, key=None):
     """The spec3flow.execute command-line arguments of a job, shell-quoted."""
 
+    @support.rule_callable
     def args(wildcards):
         return support.execute_args(JOBS.job(step, key or wildcards.stem), config)
 
@@ -48,6 +54,7 @@ def step_args(step, key=None):
 def step_key(step):
     """What a job's results depend on beyond its files (see support.rerun_key)."""
 
+    @support.rule_callable
     def key(wildcards):
         return support.rerun_key(JOBS.job(step, wildcards.stem), config)
 
@@ -55,11 +62,13 @@ def step_key(step):
 
 
 def mem_mb(step):
-    return lambda wildcards, input, attempt: support.mem_mb(step, input.size_mb, attempt)
+    return support.rule_callable(
+        lambda wildcards, input, attempt: support.mem_mb(step, support.input_size_mb(input), attempt))
 
 
 def runtime(step):
-    return lambda wildcards, input, attempt: support.runtime_min(step, input.size_mb, attempt)
+    return support.rule_callable(
+        lambda wildcards, input, attempt: support.runtime_min(step, support.input_size_mb(input), attempt))
 
 
 SOURCE_GROUPS = support.SourceGroups(PLAN, config["cluster"]["sources_per_group"])
@@ -72,6 +81,7 @@ def source_group(key=None):
     if SOURCE_GROUPS.per_group <= 0:
         return None
 
+    @support.rule_callable
     def group(wildcards):
         gid = SOURCE_GROUPS(key or getattr(wildcards, "stem", None) or wildcards.name)
         if gid:  # lets --group-components spec3flow_sources=N apply to every bundle id
