@@ -45,9 +45,12 @@ PROFILE = REPO / "workflow" / "profiles" / "default"
 #: bench_history.csv with full ones).
 COLUMNS = [
     "case", "n_sources", "cores", "jobs_planned", "jobs_run", "dryrun_wall_s",
-    "wf_wall_s", "wf_cpu_s", "wf_peak_job_rss_mb", "wf_peak_job", "wf_tree_maxrss_mb",
+    "wf_wall_s", "wf_cpu_s", "wf_peak_job_rss_mb", "wf_peak_job",
+    "wf_peak_source_job_rss_mb", "wf_peak_source_job_own_mb", "wf_peak_source_job",
+    "wf_tree_maxrss_mb",
     "wf_snakemake_rss_mb", "wf_jobs_sum_s", "wf_jobs_sum_cpu_s",
     "pipe_wall_s", "pipe_cpu_s", "pipe_peak_rss_mb", "wall_ratio", "cpu_ratio", "rss_ratio",
+    "source_job_rss_ratio", "source_job_own_ratio",
     "files_equal", "files_different", "only_workflow", "only_pipeline",
 ]
 
@@ -208,6 +211,23 @@ def read_warm_ledger(path: Path) -> pd.DataFrame:
     return df.rename(columns={"step": "rule", "wall_s": "s", "cpu_s": "cpu_time", "max_rss_mb": "max_rss"})
 
 
+#: Steps whose one job per association holds every exposure (not per source).
+ASSOCIATION_STEPS = {"exp_to_source", "master_background", "assign_mtwcs", "crds_step_pars"}
+
+
+def peak_source_job(jobs: pd.DataFrame) -> tuple[float, float, str]:
+    """Largest per-source step job: (peak RSS MB, own MB, name). ``own_mb`` (warm ledger
+    only) is peak RSS minus the warm server's RSS at the fork: the job's own memory."""
+    steps = jobs[~jobs["rule"].isin(ASSOCIATION_STEPS)] if len(jobs) else jobs
+    if "module" in steps:
+        steps = steps[steps["module"] == "spec3flow.execute"]
+    if not len(steps) or not steps["max_rss"].notna().any():
+        return float("nan"), float("nan"), ""
+    top = steps.loc[steps["max_rss"].idxmax()]
+    own = float(steps["own_mb"].max()) if "own_mb" in steps else float("nan")
+    return float(top["max_rss"]), own, f"{top['rule']}/{top['job']}"
+
+
 def dryrun_job_count(text: str) -> int | None:
     """``total  N`` from the Job stats table of ``snakemake -n``."""
     m = re.findall(r"^total\s+(\d+)\s*$", text, flags=re.M)
@@ -306,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         peak_job_rss, peak_job = float(top["max_rss"]), f"{top['rule']}/{top['job']}"
     else:
         peak_job_rss, peak_job = float("nan"), ""
+    source_rss, source_own, source_job = peak_source_job(bench)
 
     row = {
         "case": case,
@@ -318,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         "wf_cpu_s": wf.cpu_s,
         "wf_peak_job_rss_mb": peak_job_rss,
         "wf_peak_job": peak_job,
+        "wf_peak_source_job_rss_mb": source_rss,
+        "wf_peak_source_job_own_mb": source_own,
+        "wf_peak_source_job": source_job,
         "wf_tree_maxrss_mb": wf.tree_maxrss_mb,
         "wf_snakemake_rss_mb": wf.main_peak_rss_mb,
         "wf_jobs_sum_s": float(bench["s"].sum()) if "s" in bench else float("nan"),
@@ -334,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         check(pipe, "Spec3Pipeline", logs / "spec3pipeline.log")
         row.update(pipe_wall_s=pipe.wall_s, pipe_cpu_s=pipe.cpu_s, pipe_peak_rss_mb=pipe.tree_maxrss_mb)
         row.update(wall_ratio=wf.wall_s / pipe.wall_s, cpu_ratio=wf.cpu_s / pipe.cpu_s,
-                   rss_ratio=peak_job_rss / pipe.tree_maxrss_mb)
+                   rss_ratio=peak_job_rss / pipe.tree_maxrss_mb,
+                   source_job_rss_ratio=source_rss / pipe.tree_maxrss_mb,
+                   source_job_own_ratio=source_own / pipe.tree_maxrss_mb)
         print("comparing products ...", flush=True)
         row.update(compare_products(results / "products", baseline))
 

@@ -160,7 +160,21 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int], import_env: d
             os._exit(code)
 
 
-def _record(ledger: Path | None, request: dict, wall: float, status: int, usage) -> None:
+def _rss_mb() -> float:
+    """This process's resident memory now (the warm server's, when a job is forked)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _record(ledger: Path | None, request: dict, wall: float, status: int, usage,
+            base_rss_mb: float = float("nan")) -> None:
+    """One JSON line per job. ``max_rss_mb`` is the job's peak RSS, which for a forked job
+    includes the server pages it shares (jwst and its imports, copy-on-write);
+    ``own_mb`` = peak RSS minus the server's RSS at the fork: the memory the job itself
+    added, what N parallel jobs cost on top of one server."""
     if ledger is None:
         return
     argv = request.get("argv", [])
@@ -171,6 +185,8 @@ def _record(ledger: Path | None, request: dict, wall: float, status: int, usage)
         "wall_s": round(wall, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "base_rss_mb": round(base_rss_mb, 1),
+        "own_mb": round(usage.ru_maxrss / 1024 - base_rss_mb, 1),
         "returncode": os.waitstatus_to_exitcode(status),
     }
     with open(ledger, "a") as fh:
@@ -189,7 +205,7 @@ def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | Non
     server.bind(os.fspath(socket_path))
     server.listen(64)
     server.settimeout(0.25)
-    children: dict[int, tuple[float, dict]] = {}
+    children: dict[int, tuple[float, dict, float]] = {}
     last_activity = time.monotonic()
     stop = False
 
@@ -230,11 +246,12 @@ def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | Non
                     os.close(fd)
                 conn.close()
                 continue
+            base_rss = _rss_mb()
             pid = os.fork()
             if pid == 0:
                 server.close()
                 _run_child(conn, request, fds, import_env)
-            children[pid] = (time.monotonic(), request)
+            children[pid] = (time.monotonic(), request, base_rss)
             for fd in fds:
                 os.close(fd)
             conn.close()
@@ -253,8 +270,8 @@ def _reap(children: dict, ledger: Path | None, block: bool) -> None:
             children.pop(pid, None)
             continue
         if done:
-            started, request = children.pop(pid)
-            _record(ledger, request, time.monotonic() - started, status, usage)
+            started, request, base_rss = children.pop(pid)
+            _record(ledger, request, time.monotonic() - started, status, usage, base_rss)
 
 
 def _alive(pid: int) -> bool:
