@@ -121,7 +121,7 @@ def test_mos_default_jobs(mos_program, tmp_path):
         "outlier_detection": n + 1,  # sources + the background slitlet
         "resample_spec": n + 1,
         "extract_1d": n + 1,
-        "plot_product": 2 * (n + 1),  # s2d and x1d
+        "plot_source": n + 1,  # s2d and x1d plots, one job per source
         "summary": 1,
         "provenance_manifest": 1,
         "crds_step_parameters": 1,  # one per association

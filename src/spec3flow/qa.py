@@ -1031,7 +1031,7 @@ def write_summary(paths: Sequence[str | os.PathLike], csv_path: str | os.PathLik
 
 
 def main(argv: Sequence[str] | None = None, allow_remote: bool = True) -> int:
-    """``python -m spec3flow.qa plot IN PNG`` | ``python -m spec3flow.qa summary CSV IN...``"""
+    """``python -m spec3flow.qa plot IN PNG [IN PNG ...]`` | ``python -m spec3flow.qa summary CSV IN...``"""
     import argparse
     import sys
 
@@ -1044,16 +1044,18 @@ def main(argv: Sequence[str] | None = None, allow_remote: bool = True) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m spec3flow.qa", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p1 = sub.add_parser("plot")
-    p1.add_argument("product", type=Path)
-    p1.add_argument("png", type=Path)
+    p1 = sub.add_parser("plot", help="one PNG per product: pairs of product and PNG path")
+    p1.add_argument("pairs", type=Path, nargs="+", metavar="PRODUCT PNG")
     p2 = sub.add_parser("summary")
     p2.add_argument("csv", type=Path)
     p2.add_argument("products", type=Path, nargs="+")
     p2.add_argument("--no-wcs", action="store_true", help="skip s2d gWCS wavelength evaluation")
     args = ap.parse_args(argv)
     if args.cmd == "plot":
-        plot_product(args.product, args.png)
+        if len(args.pairs) % 2:
+            ap.error("plot: give PRODUCT PNG pairs")
+        for product, png in zip(args.pairs[::2], args.pairs[1::2]):
+            plot_product(product, png)
     else:
         write_summary(args.products, args.csv, use_wcs=not args.no_wcs)
     return 0

@@ -273,6 +273,11 @@ def cube_build_runtime(job: StepJob):
 STATIC_PRODUCER_MIN_OUTPUTS = 16
 
 
+def plain_snakemake() -> bool:
+    """SPEC3FLOW_PLAIN_SNAKEMAKE=1 leaves Snakemake's planning code untouched."""
+    return os.environ.get("SPEC3FLOW_PLAIN_SNAKEMAKE") == "1"
+
+
 def index_static_producers(workflow) -> int:
     """Make "does this rule make file F?" a set lookup for rules whose products are all
     concrete paths (exp_to_source, per-association and gather rules).
@@ -282,9 +287,8 @@ def index_static_producers(workflow) -> int:
     of a 10,000-source program declares 10,000 files, so a dry run spent 200 million
     regex matches (140 s) there. For a path without wildcards that match is string
     equality, so a frozenset gives the same answer. Applied per rule instance (the
-    method is looked up on the instance first); set SPEC3FLOW_PLAIN_SNAKEMAKE=1 to
-    leave Snakemake untouched. Returns how many rules were indexed."""
-    if os.environ.get("SPEC3FLOW_PLAIN_SNAKEMAKE") == "1":
+    method is looked up on the instance first). Returns how many rules were indexed."""
+    if plain_snakemake():
         return 0
     indexed = 0
     for rule in workflow.rules:
@@ -296,6 +300,29 @@ def index_static_producers(workflow) -> int:
         rule.is_producer = concrete.__contains__
         indexed += 1
     return indexed
+
+
+def skip_empty_until_check() -> bool:
+    """Without ``--until``, answer Snakemake's "was this job named by --until?" at once.
+
+    ``DAG.finish`` asks it of a finished job once per dependent job, and answers with
+    ``set().isdisjoint(job.output)``, which walks the job's outputs even when the set is
+    empty: exp_to_source's 10,000 outputs x 10,000 dependents = 10^8 lookups (12 s) per
+    10k-source run or dry run. The answer is unchanged: False when nothing was named."""
+    if plain_snakemake():
+        return False
+    from snakemake.dag import DAG
+
+    original = DAG.in_until
+    if getattr(original, "spec3flow_short_circuit", False):
+        return True
+
+    def in_until(self, job):
+        return bool(self.untilrules or self.untilfiles) and original(self, job)
+
+    in_until.spec3flow_short_circuit = True
+    DAG.in_until = in_until
+    return True
 
 
 def rule_name(step: str, key: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import snakemake.api  # noqa: F401  (imports snakemake's modules in an order that works)
 from snakemake.common import get_function_params
 from snakemake.io import IOFile
 
@@ -58,3 +59,15 @@ def test_jwst_version_is_read_once():
     support.jwst_version()
     support.jwst_version()
     assert support.jwst_version.cache_info().misses == 1
+
+
+def test_until_check_short_circuit_keeps_the_answer(monkeypatch):
+    from snakemake.dag import DAG
+
+    monkeypatch.setattr(DAG, "in_until", DAG.in_until)  # restored after the test
+    assert support.skip_empty_until_check()
+    job = SimpleNamespace(rule=SimpleNamespace(name="extract_1d"), output=["a.fits", "b.fits"])
+    for rules, files, expected in (([], set(), False), (["extract_1d"], set(), True),
+                                   ([], {"b.fits"}, True), ([], {"c.fits"}, False)):
+        dag = SimpleNamespace(untilrules=rules, untilfiles=files)
+        assert DAG.in_until(dag, job) is expected or DAG.in_until(dag, job) == expected

@@ -197,6 +197,17 @@ def test_plot_product_writes_png(fixture, request, tmp_path):
     _assert_png(png)
 
 
+def test_plot_cli_takes_product_png_pairs(s2d_path, x1d_path, tmp_path):
+    """plot_source's command: one process plots a source's s2d and x1d."""
+    pngs = [tmp_path / "s2d.png", tmp_path / "x1d.png"]
+    assert qa.main(["plot", str(s2d_path), str(pngs[0]), str(x1d_path), str(pngs[1])],
+                   allow_remote=False) == 0
+    for png in pngs:
+        _assert_png(png)
+    with pytest.raises(SystemExit):
+        qa.main(["plot", str(s2d_path)], allow_remote=False)
+
+
 def test_plot_unsupported_product(tmp_path):
     m = dm.ImageModel(np.zeros((4, 4), np.float32))
     path = tmp_path / "jw01234_something_i2d.fits"
