@@ -201,13 +201,20 @@ def read_benchmarks(bench_dir: Path, since: float = 0.0) -> pd.DataFrame:
 
 
 def read_warm_ledger(path: Path) -> pd.DataFrame:
-    """Jobs run in the warm interpreter (one JSON line each: step, wall_s, cpu_s, max_rss_mb).
+    """Jobs run in the warm interpreter: one JSON line each from the server (step, wall_s,
+    cpu_s, max_rss_mb, pid) joined by pid with the job's own ``kind: memory`` line
+    (own_peak_mb, shared_mb, pss_mb; see spec3flow.warm._memory_record).
 
     Snakemake's benchmark files then measure only the thin client process, so the
     job's own CPU and memory come from here."""
     if not path.is_file():
         return pd.DataFrame()
     df = pd.read_json(path, lines=True)
+    if "kind" in df:
+        memory = df[df["kind"] == "memory"][["pid", "own_peak_mb", "shared_mb", "pss_mb"]]
+        df = df[df["kind"] != "memory"].drop(columns=["kind", "own_peak_mb", "shared_mb", "pss_mb",
+                                                       "peak_rss_mb"], errors="ignore")
+        df = df.merge(memory.drop_duplicates("pid"), on="pid", how="left")
     return df.rename(columns={"step": "rule", "wall_s": "s", "cpu_s": "cpu_time", "max_rss_mb": "max_rss"})
 
 
@@ -216,15 +223,15 @@ ASSOCIATION_STEPS = {"exp_to_source", "master_background", "assign_mtwcs", "crds
 
 
 def peak_source_job(jobs: pd.DataFrame) -> tuple[float, float, str]:
-    """Largest per-source step job: (peak RSS MB, own MB, name). ``own_mb`` (warm ledger
-    only) is peak RSS minus the warm server's RSS at the fork: the job's own memory."""
+    """Largest per-source step job: (peak RSS MB, largest own peak MB, name). Own peak
+    (warm ledger only): peak RSS minus the pages shared with the warm server."""
     steps = jobs[~jobs["rule"].isin(ASSOCIATION_STEPS)] if len(jobs) else jobs
     if "module" in steps:
         steps = steps[steps["module"] == "spec3flow.execute"]
     if not len(steps) or not steps["max_rss"].notna().any():
         return float("nan"), float("nan"), ""
     top = steps.loc[steps["max_rss"].idxmax()]
-    own = float(steps["own_mb"].max()) if "own_mb" in steps else float("nan")
+    own = float(steps["own_peak_mb"].max()) if "own_peak_mb" in steps else float("nan")
     return float(top["max_rss"]), own, f"{top['rule']}/{top['job']}"
 
 

@@ -155,26 +155,47 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int], import_env: d
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            if _LEDGER is not None:
+                try:
+                    with open(_LEDGER, "a") as fh:
+                        fh.write(json.dumps(_memory_record()) + "\n")
+                except OSError:
+                    pass
             _send_message(conn, {"returncode": code})
         finally:
             os._exit(code)
 
 
-def _rss_mb() -> float:
-    """This process's resident memory now (the warm server's, when a job is forked)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
+#: The ledger of this server (children write their memory line into it too).
+_LEDGER: Path | None = None
+
+
+def _memory_record() -> dict:
+    """A finishing job's memory (kernel counters, MiB): its peak RSS (``VmHWM``) and, at
+    the end, how much of its RSS is pages it shares with the server (jwst and the other
+    imports, copy-on-write). ``own_peak_mb`` = peak RSS - shared: what the job itself
+    needed, i.e. what each extra parallel job costs on top of one server."""
+    fields: dict[str, float] = {}
+    for name in ("/proc/self/status", "/proc/self/smaps_rollup"):
+        try:
+            with open(name) as fh:
+                for line in fh:
+                    key, _, value = line.partition(":")
+                    if value.strip().endswith("kB"):
+                        fields[key] = int(value.split()[0]) / 1024
+        except (OSError, ValueError):
+            return {}
+    shared = fields.get("Shared_Clean", 0.0) + fields.get("Shared_Dirty", 0.0)
+    peak = fields.get("VmHWM", float("nan"))
+    return {"pid": os.getpid(), "kind": "memory", "peak_rss_mb": round(peak, 1),
+            "shared_mb": round(shared, 1), "pss_mb": round(fields.get("Pss", float("nan")), 1),
+            "own_peak_mb": round(peak - shared, 1)}
 
 
 def _record(ledger: Path | None, request: dict, wall: float, status: int, usage,
-            base_rss_mb: float = float("nan")) -> None:
-    """One JSON line per job. ``max_rss_mb`` is the job's peak RSS, which for a forked job
-    includes the server pages it shares (jwst and its imports, copy-on-write);
-    ``own_mb`` = peak RSS minus the server's RSS at the fork: the memory the job itself
-    added, what N parallel jobs cost on top of one server."""
+            pid: int | None = None) -> None:
+    """One JSON line per job, written by the server when it reaps the job (the job adds
+    its own ``kind: memory`` line, same ``pid``, just before it ends)."""
     if ledger is None:
         return
     argv = request.get("argv", [])
@@ -185,8 +206,7 @@ def _record(ledger: Path | None, request: dict, wall: float, status: int, usage,
         "wall_s": round(wall, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "base_rss_mb": round(base_rss_mb, 1),
-        "own_mb": round(usage.ru_maxrss / 1024 - base_rss_mb, 1),
+        "pid": pid,
         "returncode": os.waitstatus_to_exitcode(status),
     }
     with open(ledger, "a") as fh:
@@ -195,6 +215,8 @@ def _record(ledger: Path | None, request: dict, wall: float, status: int, usage,
 
 def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | None = None,
           ledger: Path | None = None) -> None:
+    global _LEDGER
+    _LEDGER = ledger
     before = dict(os.environ)
     warm_up()
     import_env = {k: v for k, v in os.environ.items() if before.get(k) != v}
@@ -205,7 +227,7 @@ def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | Non
     server.bind(os.fspath(socket_path))
     server.listen(64)
     server.settimeout(0.25)
-    children: dict[int, tuple[float, dict, float]] = {}
+    children: dict[int, tuple[float, dict]] = {}
     last_activity = time.monotonic()
     stop = False
 
@@ -246,12 +268,11 @@ def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | Non
                     os.close(fd)
                 conn.close()
                 continue
-            base_rss = _rss_mb()
             pid = os.fork()
             if pid == 0:
                 server.close()
                 _run_child(conn, request, fds, import_env)
-            children[pid] = (time.monotonic(), request, base_rss)
+            children[pid] = (time.monotonic(), request)
             for fd in fds:
                 os.close(fd)
             conn.close()
@@ -270,8 +291,8 @@ def _reap(children: dict, ledger: Path | None, block: bool) -> None:
             children.pop(pid, None)
             continue
         if done:
-            started, request, base_rss = children.pop(pid)
-            _record(ledger, request, time.monotonic() - started, status, usage, base_rss)
+            started, request = children.pop(pid)
+            _record(ledger, request, time.monotonic() - started, status, usage, pid)
 
 
 def _alive(pid: int) -> bool:

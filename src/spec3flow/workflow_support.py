@@ -175,6 +175,15 @@ def job_inputs(job: StepJob, config: dict) -> list[str]:
     return job.depends + [job.asn] + ([job.pars] if job.pars else []) + crds_marker(config)
 
 
+def not_planned(step: str, key: str, config: dict) -> list[str]:
+    """Input of a generic per-source rule asked for a file the plan gives to another rule
+    (an IFU x1d is extract_1d's per-association rule's, not the per-source one's): a path
+    no rule makes, so Snakemake drops this candidate quietly (a raised KeyError would be
+    printed as an InputFunctionException warning for every such file). Should nothing else
+    make the file, Snakemake's "missing input" error names this path, which says why."""
+    return [f"{config['results_dir'].rstrip('/')}/.plan/not-planned/{step}/{key}"]
+
+
 def effective_crds_context(config: dict) -> str:
     """The CRDS context jobs will use, as far as planning can know it without a server."""
     crds = config.get("crds", {})

@@ -306,3 +306,29 @@ def test_summary_bad_file_gets_error_row(x1d_path, tmp_path):
 def test_product_suffix():
     assert qa.product_suffix("a/jw1_s000000001_nirspec_x1d.fits") == "x1d"
     assert qa.product_suffix("jw1_t001_miri_ch1-short_s3d.fits") == "s3d"
+
+
+def test_quicklook_job_forks_from_the_warm_server_and_records_memory(x1d_path, tmp_path):
+    """The warm path: the job runs in a child of the server (same PNG as in-process) and
+    the ledger gets the server's job line and the job's memory line, joined by pid."""
+    import json
+
+    from spec3flow import warm
+
+    socket_path, ledger = tmp_path / "warm.sock", tmp_path / "jobs.jsonl"
+    server = warm.start_background(socket_path, tmp_path / "warm.log", ledger)
+    assert server is not None, (tmp_path / "warm.log").read_text()
+    png = tmp_path / "warm.png"
+    try:
+        assert warm.run_remote(["plot", str(x1d_path), str(png)], os.fspath(socket_path),
+                               module="spec3flow.qa") == 0
+    finally:
+        warm.shutdown(socket_path)
+        server.wait(timeout=60)
+    _assert_png(png)
+    lines = [json.loads(line) for line in ledger.read_text().splitlines()]
+    (job,) = [r for r in lines if r.get("kind") != "memory"]
+    (memory,) = [r for r in lines if r.get("kind") == "memory"]
+    assert job["returncode"] == 0 and job["pid"] == memory["pid"]
+    assert 0 < memory["own_peak_mb"] < memory["peak_rss_mb"]
+    assert memory["shared_mb"] > 50  # the server's imports, shared copy-on-write

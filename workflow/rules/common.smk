@@ -35,7 +35,9 @@ def step_inputs(step):
 
     @support.rule_callable
     def inputs(wildcards):
-        job = JOBS.job(step, wildcards.stem)
+        job = JOBS.jobs.get((step, wildcards.stem))
+        if job is None:  # another rule makes this file (or nothing does: the path says why)
+            return support.not_planned(step, wildcards.stem, config)
         return support.job_inputs(job, config)
 
     return inputs
