@@ -168,6 +168,15 @@ class TargetInfo:
     source_type: str | None = None  # SRCTYPE (top level; slits carry their own)
     target_id: int = 1  # TARGETID: pool column only, not a datamodel keyword
 
+    @classmethod
+    def for_role(cls, target: Mapping[str, Any], science: bool) -> "TargetInfo":
+        """A program's science target (a point source) or its dedicated background target,
+        which Stage 2's srctype marks EXTENDED (BKGDTARG -> EXTENDED)."""
+        return cls(proposer_name=target["proposer_name"], catalog_name=target["catalog_name"],
+                   ra=target["ra"], dec=target["dec"],
+                   source_type="POINT" if science else "EXTENDED",
+                   target_id=target["target_id"])
+
 
 # --------------------------------------------------------------------------- metadata
 

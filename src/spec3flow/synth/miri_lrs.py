@@ -407,10 +407,7 @@ def _make_cal_model(lx: LrsExposure, index: int, seed: int, rows_out: list,
     model.var_flat = arrays["var_flat"]
 
     start = START_MJD + index * (EXPOSURE_TIME * 1.02 + GAP_S) / 86400.0
-    src_type = "POINT" if is_sci else "EXTENDED"  # srctype: BKGDTARG -> EXTENDED
-    target = TargetInfo(proposer_name=tgt["proposer_name"], catalog_name=tgt["catalog_name"],
-                        ra=tgt["ra"], dec=tgt["dec"], source_type=src_type,
-                        target_id=tgt["target_id"])
+    target = TargetInfo.for_role(tgt, science=is_sci)
     v1 = _v23tosky(V2_REF, V3_REF, ROLL_REF, lx.ra_ref, lx.dec_ref)(0.0, 0.0)
     # dithered_ra/dec: where the target is expected in this exposure (= target coords)
     fill_exposure_meta(
@@ -438,7 +435,7 @@ def _make_cal_model(lx: LrsExposure, index: int, seed: int, rows_out: list,
         bkgdtarg=not is_sci,
         extra_pool_keywords={"pntgtype": "SCIENCE", "dithptin": lx.nod, "targordn": 1},
     )
-    model.meta.target.source_type_apt = src_type
+    model.meta.target.source_type_apt = target.source_type
     model.meta.exposure.noutputs = 4
     model.meta.exposure.nresets_at_start = 0
     model.meta.exposure.nresets_between_ints = 1

@@ -464,10 +464,7 @@ def _make_cal_model(ex: MrsExposure, index: int, seed: int, ny: int, outlier_row
     chan_kw, band_kw, chans = DETECTORS[ex.detector]
     start = START_MJD + index * (EXPOSURE_TIME * 1.02 + GAP_S) / 86400.0
     tgt = ex.target
-    src_type = "POINT" if is_sci else "EXTENDED"  # srctype: BKGDTARG -> EXTENDED
-    target = TargetInfo(proposer_name=tgt["proposer_name"], catalog_name=tgt["catalog_name"],
-                        ra=tgt["ra"], dec=tgt["dec"], source_type=src_type,
-                        target_id=tgt["target_id"])
+    target = TargetInfo.for_role(tgt, science=is_sci)
     v1 = _v23tosky(ex.ra_ref, ex.dec_ref)(0.0, 0.0)
     fill_exposure_meta(
         model, ex.exp, instrument="MIRI", exp_type="MIR_MRS", target=target,
@@ -495,7 +492,7 @@ def _make_cal_model(ex: MrsExposure, index: int, seed: int, ny: int, outlier_row
         extra_pool_keywords={"pntgtype": "SCIENCE", "dithptin": ex.dither,
                              "patttype": "4-POINT", "pattsize": "DEFAULT"},
     )
-    model.meta.target.source_type_apt = src_type
+    model.meta.target.source_type_apt = target.source_type
     model.meta.exposure.noutputs = 4
     model.meta.exposure.nresets_at_start = 0
     model.meta.exposure.nresets_between_ints = 1

@@ -447,10 +447,7 @@ def _make_cal_model(ex: IfuExposure, index: int, seed: int, nx: int, outlier_row
 
     start = START_MJD + index * (EXPOSURE_TIME * 1.02 + GAP_S) / 86400.0
     tgt = ex.target
-    src_type = "POINT" if is_sci else "EXTENDED"  # srctype: BKGDTARG -> EXTENDED
-    target = TargetInfo(proposer_name=tgt["proposer_name"], catalog_name=tgt["catalog_name"],
-                        ra=tgt["ra"], dec=tgt["dec"], source_type=src_type,
-                        target_id=tgt["target_id"])
+    target = TargetInfo.for_role(tgt, science=is_sci)
     v1 = _v23tosky(ex.ra_ref, ex.dec_ref)(0.0, 0.0)
     fill_exposure_meta(
         model, ex.exp, instrument="NIRSPEC", exp_type="NRS_IFU", target=target,
@@ -480,7 +477,7 @@ def _make_cal_model(ex: IfuExposure, index: int, seed: int, nx: int, outlier_row
         extra_pool_keywords={"expspcin": 1, "dithptin": ex.dither, "pntg_seq": ex.dither},
     )
     model.meta.dither.patttype = "4-POINT-NOD"  # not in all schemas: ignored if absent
-    model.meta.target.source_type_apt = src_type
+    model.meta.target.source_type_apt = target.source_type
     model.meta.wcs = build_ifu_wcs(ex.ra_ref, ex.dec_ref, nx, regions=regions)
     model.meta.wcsinfo.s_region = _s_region(ex.ra_ref, ex.dec_ref)
     lam = wavelength_of_column(np.arange(nx))
