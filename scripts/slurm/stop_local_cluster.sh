@@ -10,20 +10,7 @@ set -uo pipefail
 STATE=${SPEC3FLOW_SLURM_STATE:-/var/run/spec3flow-slurm}
 WAIT=${SPEC3FLOW_SLURM_STOP_WAIT:-30}   # seconds before SIGKILL
 
-# pid_of PIDFILE: the pid in PIDFILE (empty if none). Daemons delete their pid
-# file on exit, so read it once and poll the pid.
-pid_of() { { tr -dc 0-9 <"$1"; } 2>/dev/null || true; }
-# alive_pid PID NAME: PID is a live (not zombie) process named NAME (a pid
-# file left from an earlier boot may name an unrelated process).
-alive_pid() {
-    local state
-    [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
-    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
-    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-# alive PIDFILE NAME
-alive() { alive_pid "$(pid_of "$1")" "$2"; }
+. "$(dirname "${BASH_SOURCE[0]}")/pids.sh"   # pid_of, alive_pid, alive
 
 stop() {   # stop NAME PIDFILE
     local name=$1 pidfile=$2 pid i
