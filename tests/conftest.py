@@ -67,6 +67,30 @@ def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = Tru
     return proc
 
 
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Name -> (size, mtime) of a directory's files: equal before and after means untouched."""
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir()}
+
+
+def error_line(output: str) -> str:
+    """The line holding spec3flow's message (right after Snakemake's 'WorkflowError in ...')."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("WorkflowError"):
+            return lines[i + 1]
+    raise AssertionError(f"no WorkflowError in output:\n{output[-3000:]}")
+
+
+def planning_error(proc, output: str, *phrases: str) -> str:
+    """A failed dry run's one spec3flow line, checked to contain every phrase."""
+    assert proc.returncode != 0, output[-3000:]
+    line = error_line(output)
+    assert line.startswith("spec3flow: "), line
+    for phrase in phrases:
+        assert phrase in line, (phrase, line)
+    return line
+
+
 def run_baseline(asn_paths: list[Path], output_dir: Path, crds_path: Path, steps: dict | None = None,
                  chdir: bool = False) -> None:
     """Spec3Pipeline itself, in its own process, against the same CRDS context.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_program, run_snakemake, write_config
+from conftest import make_program, run_snakemake, snapshot, write_config
 
 MOS = ["NRS_MSASPEC"]
 ALL_MODES = ["NRS_MSASPEC", "NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"]
@@ -49,10 +49,6 @@ def job_outputs(stdout: str) -> dict[str, list[str]]:
         if m and rule is not None:
             out[rule].extend(p.strip() for p in m.group(1).split(","))
     return out
-
-
-def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir()}
 
 
 def truth_source_ids(input_dir: Path) -> list[str]:
