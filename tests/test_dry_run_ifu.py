@@ -63,13 +63,20 @@ def test_default_band_cubes(tmp_path, ifu_input):
     counts = job_stats(proc.stdout)
     for asn in ("jw01234_o005_t003_miri", "jw01234_o006_t004_nirspec_g235m"):
         assert counts[f"outlier_detection__{asn}"] == 1
-        assert counts[f"cube_build__{asn}"] == 1
-        assert counts[f"extract_1d__{asn}"] == 1
-    # MIR_MRS: spectral_leak writes the x1d files; NIRSpec has none
+    # NIRSpec, one band: one cube_build job, one extract_1d job
+    assert counts["cube_build__jw01234_o006_t004_nirspec_g235m"] == 1
+    assert counts["extract_1d__jw01234_o006_t004_nirspec_g235m"] == 1
+    # MIR_MRS: one cube_build and one extract_1d job per band, each band's cube built
+    # from the exposures that cover it; spectral_leak writes the x1d files
+    outs = job_outputs(proc.stdout)
+    for cube in BAND_CUBES[:4]:
+        rule = f"{MRS}_{cube}".replace("-", "_")
+        assert counts[f"cube_build__{rule}"] == 1
+        assert counts[f"extract_1d__{rule}"] == 1
+        assert [Path(p).name for p in outs[f"cube_build__{rule}"]] == [f"{cube}_s3d.fits"]
+        assert all("/intermediate/" in p for p in outs[f"extract_1d__{rule}"])
     assert counts["spectral_leak__jw01234_o005_t003_miri"] == 1
     assert not any(k.startswith("spectral_leak__jw01234_o006") for k in counts)
-    outs = job_outputs(proc.stdout)
-    assert all("/intermediate/" in p for p in outs["extract_1d__jw01234_o005_t003_miri"])
     assert all("/products/" in p for p in outs["spectral_leak__jw01234_o005_t003_miri"])
     assert products(proc.stdout, "crf") == sorted(
         [f"jw01234005001_02101_{i:05d}_{d}_o005" for i, d in
@@ -115,7 +122,8 @@ def test_spectral_leak_skipped_extract_writes_x1d(tmp_path, ifu_input):
     proc = dry_run(tmp_path, ifu_input, modes=["MIR_MRS"], steps={"spectral_leak": {"skip": True}})
     counts = job_stats(proc.stdout)
     assert not any(k.startswith("spectral_leak") for k in counts)
-    outs = job_outputs(proc.stdout)["extract_1d__jw01234_o005_t003_miri"]
+    outs = [p for rule, files in job_outputs(proc.stdout).items()
+            if rule.startswith("extract_1d__jw01234_o005_t003_miri") for p in files]
     assert all("/products/" in p for p in outs) and len(outs) == 4
 
 

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spec3flow.plan import Plan, PlanError, Product, Source
+from spec3flow.plan import Plan, PlanError, Product, Source, cube_jobs
 
 #: Per-source steps in pipeline order (slit modes).
 SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "resample_spec")
@@ -46,6 +46,8 @@ class StepJob:
     product_digest: str = ""  # the association product's planned content (rerun trigger)
     # cube_build only: detector pixels feeding the cubes (its memory estimate grows with them).
     cube_pixels: int = 0
+    # Parameters of its own step this job adds to the config's (a one-band cube_build's band).
+    params: dict = field(default_factory=dict)
 
 
 class Layout:
@@ -111,6 +113,7 @@ class Dag:
         self.sources = plan.source_index()
         self.jobs: dict[tuple[str, str], StepJob] = {}
         self.final: list[str] = []
+        self._ifu_jobs: list[StepJob] = []
         for product in plan.products:
             first = len(self.jobs)
             self._plan_product(product)
@@ -285,10 +288,11 @@ class Dag:
                   pending: list[str]) -> None:
         """IFU (NRS_IFU, MIR_MRS), one chain per association as Spec3Pipeline runs it:
         outlier_detection (mode ifu; one crf per exposure) -> [adaptive_trace_model,
-        pixel_replace] -> cube_build (one job writing every s3d, named at parse time by
-        plan.ifu_cubes) -> extract_1d (one job: the pipeline extracts the cube container
-        in one call) -> for MIR_MRS spectral_leak, which then writes the x1d files while
-        extract_1d's spectra stay intermediates."""
+        pixel_replace] -> cube_build (the s3d files, named at parse time by plan.ifu_cubes;
+        default band cubes one job per band, see plan.cube_jobs, else one job for all) ->
+        extract_1d (per cube job, or one job for the cube container) -> for MIR_MRS
+        spectral_leak on all spectra, which then writes the x1d files while extract_1d's
+        spectra stay intermediates."""
         from spec3flow.plan import ifu_cubes
 
         lay = self.layout
@@ -317,22 +321,43 @@ class Dag:
                                 f"Spec3Pipeline saves nothing for {product.exp_type} "
                                 f"({product.asn_name})")
             return
+        names = self._exposure_names(product, current, previous)
+        depends = list(members) if not current else []
         s3d = [lay.product(f"{cube.stem}_s3d.fits") for cube in cubes]
-        job = self._add(StepJob("cube_build", key, asn, current, s3d, product.name, pending,
-                                list(members) if not current else [],
-                                self._exposure_names(product, current, previous)), final=True)
-        job.cube_pixels = sum(cube.npix for cube in cubes)
+        # A NIRSpec band is chosen by its exposures: only files of an earlier job can be picked.
+        split = (cube_jobs(product, cubes, self.steps.get("cube_build"))
+                 if current or product.exp_type == "MIR_MRS" else None)
+        if split is None:  # one job builds every cube
+            job = self._add_ifu(StepJob("cube_build", key, asn, current, s3d, product.name, pending,
+                                        depends, names), final=True)
+            job.cube_pixels = sum(cube.npix for cube in cubes)
+        else:  # one job per band, each reading the exposures that cover it
+            for part, path in zip(split, s3d):
+                pick = list(part.members)
+                job = self._add_ifu(StepJob(
+                    "cube_build", f"{key}/{part.cube.stem}", asn, [current[i] for i in pick] if current else [],
+                    [path], product.name, pending, depends, [names[i] for i in pick] if names else [],
+                    cube_pixels=part.cube.npix, params=part.params), final=True)
         x1d = [lay.product(f"{cube.stem}_x1d.fits") for cube in cubes]
         leak = product.exp_type == "MIR_MRS" and not self.skipped("spectral_leak")
         if not self.skipped("extract_1d"):
             spectra = ([lay.intermediate(product, "extract_1d", os.path.basename(p)) for p in x1d]
                        if leak else x1d)
-            self._add(StepJob("extract_1d", key, asn, s3d, spectra, product.name), final=not leak)
+            if split is None:
+                self._add_ifu(StepJob("extract_1d", key, asn, s3d, spectra, product.name), final=not leak)
+            else:  # extract_1d treats each cube of the container on its own
+                for cube, cube_path, spectrum in zip(cubes, s3d, spectra):
+                    self._add_ifu(StepJob("extract_1d", f"{key}/{cube.stem}", asn, [cube_path], [spectrum],
+                                          product.name), final=not leak)
             if leak:
-                self._add(StepJob("spectral_leak", key, asn, spectra, x1d, product.name), final=True)
+                self._add_ifu(StepJob("spectral_leak", key, asn, spectra, x1d, product.name), final=True)
         elif leak:  # the pipeline hands the cubes to spectral_leak, which saves them as x1d
-            self._add(StepJob("spectral_leak", key, asn, s3d, x1d, product.name, ["extract_1d"]),
-                      final=True)
+            self._add_ifu(StepJob("spectral_leak", key, asn, s3d, x1d, product.name, ["extract_1d"]),
+                          final=True)
+
+    def _add_ifu(self, job: StepJob, final: bool = False) -> StepJob:
+        self._ifu_jobs.append(job)
+        return self._add(job, final)
 
     @staticmethod
     def _exposure_names(product: Product, inputs: list[str], previous: str | None) -> list[str]:
@@ -360,10 +385,9 @@ class Dag:
         return [job for (s, _), job in self.jobs.items() if s == step]
 
     def ifu_jobs(self) -> list[StepJob]:
-        """cube_build, extract_1d and spectral_leak jobs of IFU products (one per association)."""
-        return [job for (step, key), job in self.jobs.items()
-                if step in ("cube_build", "extract_1d", "spectral_leak") and key in self.sources
-                and self.sources[key][0].ifu]
+        """cube_build, extract_1d and spectral_leak jobs of IFU products (per association,
+        or per cube where cube_build's bands run as separate jobs)."""
+        return list(self._ifu_jobs)
 
     def per_exposure_jobs(self) -> list[StepJob]:
         """Per-source steps of single-source products: one output per exposure."""

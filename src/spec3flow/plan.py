@@ -371,12 +371,14 @@ def ifu_exposure_info(path: Path, exp_type: str) -> dict:
 
 @dataclass
 class IfuCube:
-    """One cube cube_build writes: ``<stem>_s3d.fits``, the bands it holds and the detector
-    pixels of the inputs covering them (for the memory estimate)."""
+    """One cube cube_build writes: ``<stem>_s3d.fits``, the bands it holds, the detector
+    pixels of the inputs covering them (for the memory estimate) and which science
+    exposures (indices into ``Product.science``) cover them."""
 
     stem: str
     bands: list[tuple[str, str]]
     npix: int
+    members: tuple[int, ...] = ()
 
 
 def _cube_param(params: dict, name: str, default: str = "all") -> str:
@@ -461,8 +463,50 @@ def ifu_cubes(product: Product, params: dict | None = None) -> list[IfuCube]:
                             f"a cube from one exposure; {len(users)} cover {'-'.join(group[0])}")
         npix = sum(e["npix"] * sum(1 for b in e["bands"] if tuple(b) in group) // len(e["bands"])
                    for e in users.values())
-        cubes.append(IfuCube(_cube_stem(product, group, coord_system), group, npix))
+        members = tuple(i for i, e in enumerate(product.ifu_exposures)
+                        if any(tuple(b) in group for b in e["bands"]))
+        cubes.append(IfuCube(_cube_stem(product, group, coord_system), group, npix, members))
     return cubes
+
+
+@dataclass
+class CubeJob:
+    """One cube built by its own cube_build job: the exposures it reads (indices into
+    ``Product.science``) and the cube_build parameters that select its band."""
+
+    cube: IfuCube
+    members: tuple[int, ...]
+    params: dict
+
+
+def cube_jobs(product: Product, cubes: list[IfuCube], params: dict | None = None) -> list[CubeJob] | None:
+    """Default band cubes, one cube_build job each, or None where one job must build them all.
+
+    A cube of one band, built from the exposures that cover that band, is the cube the
+    all-band call builds (arrays and keywords: cube_build's point cloud, WCS, reference
+    model and blended metadata take only that band's exposures), so the bands of a MIRI
+    MRS program can run side by side. MIRI bands are chosen with ``channel``/``band``;
+    NIRSpec's user grating/filter selection cannot name every band (jwst 3.0.0 drops
+    F170LP), so a NIRSpec band is chosen by its exposures alone. cube_build blends
+    metadata only when it reads more than one exposure: a band covered by one exposure of
+    several is built from all of them (MIRI) or not split (NIRSpec)."""
+    params = params or {}
+    output_type = _cube_param(params, "output_type", "band").lower()
+    coord_system = _cube_param(params, "coord_system", "skyalign").lower()
+    if len(cubes) < 2 or output_type != "band" or coord_system == "internal_cal":
+        return None
+    n_science = len(product.ifu_exposures)
+    jobs = []
+    for cube in cubes:
+        members = cube.members if len(cube.members) > 1 else tuple(range(n_science))
+        if product.exp_type == "MIR_MRS":
+            ((channel, band),) = cube.bands
+            jobs.append(CubeJob(cube, members, {"channel": channel, "band": band}))
+        elif len(members) < n_science:
+            jobs.append(CubeJob(cube, members, {}))
+        else:
+            return None
+    return jobs
 
 
 def _cube_stem(product: Product, group: list[tuple[str, str]], coord_system: str) -> str:

@@ -143,7 +143,10 @@ def validate_step_params(steps: dict) -> None:
 def step_params_for(job: StepJob, config: dict) -> dict:
     """Only the parameters of the steps this job runs: a change re-runs just those jobs."""
     steps = config.get("steps") or {}
-    return {s: steps[s] for s in [*job.run_before, job.step] if s in steps}
+    params = {s: steps[s] for s in [*job.run_before, job.step] if s in steps}
+    if job.params:  # the job's own selection (a one-band cube_build) on top of the config's
+        params[job.step] = {**params.get(job.step, {}), **job.params}
+    return params
 
 
 def execute_args(job: StepJob, config: dict) -> str:

@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 
-from spec3flow.plan import PlanError, Product, Source, ifu_cubes
+from spec3flow.plan import PlanError, Product, Source, cube_jobs, ifu_cubes
 
 MRS_NAME = "jw01234-o005_t003_miri"
 NRS_NAME = "jw01234-o006_t004_nirspec_g235m"
@@ -125,3 +125,35 @@ def test_real_world_names():
     nrs = product("NRS_IFU", NRS_SETS["two-gratings"])
     assert [c.stem for c in ifu_cubes(nrs, {"output_type": "multi"})] == [
         "jw01234-o006_t004_nirspec_g140h-f070lp-g140m-f100lp-g235m-f170lp"]
+
+
+def test_band_cubes_are_split_one_job_per_band():
+    """Default band cubes: one cube_build job per band, reading the exposures that cover it
+    (MIRI selects the band by channel/band too; a band one exposure of several covers
+    reads them all, as cube_build blends metadata only across more than one input)."""
+    mrs = product("MIR_MRS", MRS_SETS["2det-3bands"])
+    jobs = cube_jobs(mrs, ifu_cubes(mrs))
+    assert [(j.cube.stem.rsplit("_", 1)[1], j.members, j.params) for j in jobs][:3] == [
+        ("ch1-short", tuple(range(6)), {"channel": "1", "band": "short"}),
+        ("ch1-medium", tuple(range(6)), {"channel": "1", "band": "medium"}),
+        ("ch1-long", tuple(range(6)), {"channel": "1", "band": "long"})]
+    dithered = product("MIR_MRS", MRS_SETS["2det-1band"])
+    assert [(j.members, j.params) for j in cube_jobs(dithered, ifu_cubes(dithered))] == [
+        ((0, 2), {"channel": "1", "band": "medium"}), ((0, 2), {"channel": "2", "band": "medium"}),
+        ((1, 3), {"channel": "3", "band": "short"}), ((1, 3), {"channel": "4", "band": "short"})]
+    nrs = product("NRS_IFU", NRS_SETS["two-gratings"] * 2)
+    assert [(j.members, j.params) for j in cube_jobs(nrs, ifu_cubes(nrs))] == [
+        ((2, 5), {}), ((0, 3), {}), ((1, 4), {})]
+
+
+@pytest.mark.parametrize("exposures,params", [
+    (MRS_SETS["2det-1band"], {"output_type": "channel"}),
+    (MRS_SETS["2det-1band"], {"output_type": "multi"}),
+    (MRS_SETS["ch12-only"], {"channel": "1"}),  # one cube
+    (NRS_SETS["g235m"], {}),  # one band
+    (NRS_SETS["two-gratings"], {}),  # one exposure per band: cannot pick a band by exposures
+])
+def test_other_cubes_are_built_by_one_job(exposures, params):
+    exp_type = "MIR_MRS" if exposures in MRS_SETS.values() else "NRS_IFU"
+    prod = product(exp_type, exposures)
+    assert cube_jobs(prod, ifu_cubes(prod, params), params) is None

@@ -1,8 +1,9 @@
 # IFU spectroscopy (NRS_IFU, MIR_MRS). outlier_detection (mode ifu) and the optional
 # per-exposure steps are declared with the other single-source products (outliers.smk).
-# Then, one job per association each: cube_build writes every cube (<product>_<band>_s3d,
-# names from spec3flow.plan.ifu_cubes), extract_1d extracts the cube container and, for
-# MIR_MRS, spectral_leak writes the final x1d files (extract_1d's spectra then stay
+# Then cube_build writes the cubes (<product>_<band>_s3d, names from spec3flow.plan.ifu_cubes):
+# default band cubes one job per band (spec3flow.plan.cube_jobs), else one job for all;
+# extract_1d extracts each cube (or the cube container), and for MIR_MRS spectral_leak
+# writes the final x1d files from all spectra (extract_1d's spectra then stay
 # intermediates, as Spec3Pipeline keeps them in memory).
 for job in JOBS.ifu_jobs():
 
