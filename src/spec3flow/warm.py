@@ -82,10 +82,13 @@ def run_remote(argv: list[str], socket_path: str | None = None,
         request = {"module": module, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
         try:
             _send_message(sock, request, [sys.stdout.fileno(), sys.stderr.fileno()])
-        except OSError:
+            # A server still importing jwst holds the connection until it can fork the
+            # job; one that never forks it (it failed to start) closes it unanswered.
+            accepted, _ = _recv_message(sock)
+        except (OSError, ConnectionError, ValueError):
             return None  # the server did not take the job: run it here instead
         try:
-            reply, _ = _recv_message(sock)
+            reply = accepted if "returncode" in accepted else _recv_message(sock)[0]
         except (OSError, ConnectionError, ValueError):
             print("spec3flow: the warm server lost this job (its process died)", file=sys.stderr)
             return 1
@@ -124,6 +127,7 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int], import_env: d
     """In the forked child: become the job's process, run it, report, exit."""
     code = 1
     try:
+        _send_message(conn, {"accepted": os.getpid()})
         out_fd, err_fd = fds
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
@@ -217,18 +221,16 @@ def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | Non
           ledger: Path | None = None) -> None:
     global _LEDGER
     _LEDGER = ledger
-    before = dict(os.environ)
-    warm_up()
-    import_env = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    # Listen first, then import: jobs that start meanwhile wait in the backlog instead of
+    # importing jwst themselves, and the caller need not wait for the imports.
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     if socket_path.exists():
         socket_path.unlink()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(os.fspath(socket_path))
-    server.listen(64)
+    server.listen(256)
     server.settimeout(0.25)
     children: dict[int, tuple[float, dict]] = {}
-    last_activity = time.monotonic()
     stop = False
 
     def request_stop(*_):
@@ -238,6 +240,10 @@ def serve(socket_path: Path, idle_timeout: float = 1800.0, parent_pid: int | Non
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
+        before = dict(os.environ)
+        warm_up()
+        import_env = {k: v for k, v in os.environ.items() if before.get(k) != v}
+        last_activity = time.monotonic()
         while not stop:
             _reap(children, ledger, block=False)
             if parent_pid and not _alive(parent_pid):
@@ -318,7 +324,8 @@ def shutdown(socket_path: Path) -> None:
 
 def start_background(socket_path: Path, log_path: Path, ledger: Path | None = None,
                      wait_s: float = 60.0):
-    """Start a server in its own session and wait until it accepts jobs.
+    """Start a server in its own session; return once it listens (jobs sent before its
+    imports finish wait for them).
 
     Returns the server's ``Popen`` (None if it did not come up): waiting for it after
     :func:`shutdown` reaps it, so its jobs' CPU time counts as the caller's children's.

@@ -435,13 +435,17 @@ def warm_socket_path(config: dict) -> Path:
     return Path(tempfile.gettempdir()) / f"spec3flow-{key}.sock"
 
 
-def start_warm_interpreter(config: dict, workflow) -> None:
-    """onstart: a warm server for the local executor (cluster jobs run plain processes)."""
+def start_warm_interpreter(config: dict, workflow, local_exec: bool | None = None,
+                           dryrun: bool | None = None) -> None:
+    """A warm server for the local executor (cluster jobs run plain processes), started
+    once: before the DAG is built (start_warm_interpreter_early) or at onstart."""
     from spec3flow import warm
 
-    if not config.get("execution", {}).get("warm_interpreter", True):
+    if _WARM_SERVERS or not config.get("execution", {}).get("warm_interpreter", True):
         return
-    if not workflow.local_exec or workflow.dryrun:
+    local_exec = workflow.local_exec if local_exec is None else local_exec
+    dryrun = workflow.dryrun if dryrun is None else dryrun
+    if not local_exec or dryrun:
         return
     results = Path(config["results_dir"])
     socket_path = warm_socket_path(config)
@@ -450,12 +454,35 @@ def start_warm_interpreter(config: dict, workflow) -> None:
     if server is not None:
         _WARM_SERVERS.append(server)
         os.environ[warm.SOCKET_ENV] = str(socket_path)
-        log.info("warm interpreter ready at %s", socket_path)
+        log.info("warm interpreter listening at %s", socket_path)
     else:
         log.warning("warm interpreter did not start; jobs run as plain processes")
 
 
 _WARM_SERVERS: list = []
+
+
+def start_warm_interpreter_early(config: dict, workflow) -> None:
+    """Start the warm server when Snakemake starts executing, before it builds the DAG:
+    the server's jwst import (~5 s) then overlaps planning and the first jobs instead of
+    delaying the first step job. Only ``Workflow.execute`` learns whether jobs run here
+    (its executor plugin), so that call is wrapped on this workflow instance; onstart
+    still starts the server when this did not (SPEC3FLOW_PLAIN_SNAKEMAKE=1)."""
+    if plain_snakemake():
+        return
+    from snakemake_interface_executor_plugins.settings import ExecMode
+
+    execute = workflow.execute
+
+    @functools.wraps(execute)
+    def execute_with_warm_server(*args, executor_plugin=None, **kwargs):
+        settings = getattr(executor_plugin, "common_settings", None)
+        if (settings is not None and workflow.exec_mode == ExecMode.DEFAULT
+                and not workflow.execution_settings.no_hooks):
+            start_warm_interpreter(config, workflow, settings.local_exec, settings.dryrun_exec)
+        return execute(*args, executor_plugin=executor_plugin, **kwargs)
+
+    workflow.execute = execute_with_warm_server
 
 
 def stop_warm_interpreter(config: dict) -> None:

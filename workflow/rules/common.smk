@@ -93,6 +93,10 @@ def source_group(key=None):
     return group
 
 
+# The warm server starts as soon as Snakemake executes (before the DAG is built), or at onstart.
+support.start_warm_interpreter_early(config, workflow)
+
+
 onstart:
     support.start_warm_interpreter(config, workflow)
 
