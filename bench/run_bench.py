@@ -131,16 +131,18 @@ def check(m: Measurement, what: str, log: Path) -> None:
 CASES = {"mos": ["NRS_MSASPEC"], "ifu": ["NRS_IFU", "MIR_MRS"]}
 
 
-def ensure_program(input_dir: Path, n_sources: int, seed: int, mode: str = "mos") -> None:
+def ensure_program(input_dir: Path, n_sources: int, seed: int, mode: str = "mos",
+                   nx: int | None = None) -> None:
     stamp = input_dir / ".bench.json"
-    want = {"mode": mode, "n_sources": n_sources, "seed": seed}
+    want = {"mode": mode, "n_sources": n_sources, "seed": seed, **({"nx": nx} if nx else {})}
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         print(f"reusing synthetic program in {input_dir}")
         return
     shutil.rmtree(input_dir, ignore_errors=True)
     t0 = time.perf_counter()
     subprocess.run([PYTHON, "-m", "spec3flow.synth", "--mode", mode, "--outdir", str(input_dir),
-                    "--n-sources", str(n_sources), "--seed", str(seed)],
+                    "--n-sources", str(n_sources), "--seed", str(seed),
+                    *(["--nx", str(nx)] if nx else [])],
                    check=True, capture_output=True, text=True)
     stamp.write_text(json.dumps(want))
     print(f"made synthetic {mode} program ({n_sources} sources) in {input_dir} "
@@ -283,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=REPO / "bench" / "out",
                    help="where program, CRDS cache, runs and tables go (default bench/out)")
     p.add_argument("--seed", type=int, default=1, help="synthetic program seed (default 1)")
+    p.add_argument("--nx", type=int, default=None,
+                   help="mos: NIRSpec slit length in wavelength pixels (synth default 300; "
+                        "real MOS slits are ~1,000-2,000)")
     p.add_argument("--skip-pipeline", action="store_true", help="do not run Spec3Pipeline")
     p.add_argument("--keep", action="store_true",
                    help="keep previous workflow results (default: fresh results dir each run)")
@@ -294,15 +299,16 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    case = f"{args.mode}_n{args.n_sources}_c{args.cores}"
-    input_dir = workdir / f"program_{args.mode}_n{args.n_sources}_s{args.seed}"
+    size = f"_nx{args.nx}" if args.nx else ""
+    case = f"{args.mode}_n{args.n_sources}{size}_c{args.cores}"
+    input_dir = workdir / f"program_{args.mode}_n{args.n_sources}{size}_s{args.seed}"
     crds_path = workdir / "crds_cache"
     run_dir = workdir / "runs" / case
     results = run_dir / "results"
     baseline = run_dir / "spec3pipeline"
     logs = run_dir / "bench_logs"
 
-    ensure_program(input_dir, args.n_sources, args.seed, args.mode)
+    ensure_program(input_dir, args.n_sources, args.seed, args.mode, args.nx)
     ensure_crds(crds_path)
     if not args.keep:
         for d in (results, baseline, run_dir / ".snakemake"):
