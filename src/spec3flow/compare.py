@@ -50,7 +50,19 @@ def _array_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return (0.0 if np.array_equal(a, b) else np.inf), 0
 
 
-def compare_files(path_a: Path, path_b: Path, ignore_keywords=VOLATILE_KEYWORDS) -> FileDiff:
+def _keyword_equal(va, vb, rtol: float) -> bool:
+    if va == vb:
+        return True
+    if isinstance(va, float) and isinstance(vb, float):
+        if np.isnan(va) and np.isnan(vb):
+            return True
+        return abs(va - vb) <= rtol * max(abs(va), abs(vb))
+    return False
+
+
+def compare_files(path_a: Path, path_b: Path, ignore_keywords=VOLATILE_KEYWORDS,
+                  keyword_rtol: float = 0.0) -> FileDiff:
+    """Arrays exactly; header keywords exactly, or floats within ``keyword_rtol``."""
     result = FileDiff(name=Path(path_a).name)
     with fits.open(path_a) as ha, fits.open(path_b) as hb:
         names_a = [(h.name, h.ver) for h in ha]
@@ -64,7 +76,7 @@ def compare_files(path_a: Path, path_b: Path, ignore_keywords=VOLATILE_KEYWORDS)
                 if key in ignore_keywords or key.startswith(("NAXIS", "TFORM", "TDIM")):
                     continue
                 va, vb = hdu_a.header.get(key), hdu_b.header.get(key)
-                if va != vb and not (isinstance(va, float) and isinstance(vb, float) and np.isnan(va) and np.isnan(vb)):
+                if not _keyword_equal(va, vb, keyword_rtol):
                     result.keyword_diffs.append(f"{label} {key}: {va!r} != {vb!r}")
             if hdu_a.name in SKIP_EXTENSIONS or hdu_a.data is None and hdu_b.data is None:
                 continue
@@ -87,11 +99,13 @@ def compare_files(path_a: Path, path_b: Path, ignore_keywords=VOLATILE_KEYWORDS)
     return result
 
 
-def compare_dirs(dir_a: Path, dir_b: Path, pattern: str = "*.fits") -> tuple[list[str], list[str], list[FileDiff]]:
+def compare_dirs(dir_a: Path, dir_b: Path, pattern: str = "*.fits",
+                 keyword_rtol: float = 0.0) -> tuple[list[str], list[str], list[FileDiff]]:
     """(only in a, only in b, per-file diffs for the common names)."""
     names_a = {p.name for p in Path(dir_a).glob(pattern)}
     names_b = {p.name for p in Path(dir_b).glob(pattern)}
-    diffs = [compare_files(Path(dir_a) / n, Path(dir_b) / n) for n in sorted(names_a & names_b)]
+    diffs = [compare_files(Path(dir_a) / n, Path(dir_b) / n, keyword_rtol=keyword_rtol)
+             for n in sorted(names_a & names_b)]
     return sorted(names_a - names_b), sorted(names_b - names_a), diffs
 
 
