@@ -214,3 +214,39 @@ def test_versioned_results_dir(mos_program, tmp_path):
                           crds={"use_local_context": True, "local_path": str(tmp_path / "crds")})
     proc = run_snakemake(tmp_path, config, "-n")
     assert f"{tmp_path}/results/jwst-3.0.0_jwst_0001/products/" in proc.stdout
+
+
+def listing(stdout: str) -> list[str]:
+    """A dry run's printout, comparable across processes: without times, dates, run ids,
+    job and group ids, and with the files of each reason sorted (Snakemake prints them
+    from sets)."""
+    lines = []
+    for line in stdout.splitlines():
+        line = re.sub(r"^\s*\[\w{3} \w{3} [^]]*\d{4}\] ?", "", line)
+        line = re.sub(r"Group job spec3flow_sources_\d+", "Group job G", line)
+        line = re.sub(r"jobid: \d+", "jobid: N", line)
+        if "reason: " in line:
+            head, _, reason = line.partition("reason: ")
+            parts = [(k + ": " + ", ".join(sorted(v.split(", ")))) if v else k
+                     for k, _, v in (p.partition(": ") for p in reason.split("; "))]
+            line = head + "reason: " + "; ".join(parts)
+        if line.strip() and not re.match(r"\s*(Date|Workflow ID): ", line):
+            lines.append(line)
+    return sorted(lines)
+
+
+def test_planning_shortcuts_print_the_plan_snakemake_prints(mixed_program, tmp_path):
+    """workflow_support's Snakemake short-cuts (SPEC3FLOW_PLAIN_SNAKEMAKE=1 turns them off)
+    change nothing in `snakemake -n -p`: same jobs, files, reasons, resources, commands."""
+    import os
+
+    config = write_config(tmp_path, input_dir=str(mixed_program), results_dir=str(tmp_path / "results"),
+                          modes=ALL_MODES,
+                          crds={"use_local_context": True, "local_path": str(tmp_path / "crds")})
+    plain = run_snakemake(tmp_path, config, "-n", "-p",
+                          env={**os.environ, "SPEC3FLOW_PLAIN_SNAKEMAKE": "1"})
+    fast = run_snakemake(tmp_path, config, "-n", "-p",
+                         env={k: v for k, v in os.environ.items() if k != "SPEC3FLOW_PLAIN_SNAKEMAKE"})
+    assert job_stats(fast.stdout) == job_stats(plain.stdout)
+    assert listing(fast.stdout) == listing(plain.stdout)
+    assert "-m spec3flow.execute" in fast.stdout  # the commands were compared too

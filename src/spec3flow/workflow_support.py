@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 from spec3flow.dag import Dag, StepJob
@@ -334,6 +335,168 @@ def skip_empty_until_check() -> bool:
 
     in_until.spec3flow_short_circuit = True
     DAG.in_until = in_until
+    return True
+
+
+def index_concrete_outputs() -> bool:
+    """Find the rules making file F by a dict lookup for wildcard-free products.
+
+    Snakemake's ``OutputIndex`` keeps every product's constant prefix in one sorted list
+    and, per file it resolves, walks it by bisection and a character-by-character
+    common-prefix loop; exp_to_source's 10,000 concrete outputs sit beside the very names
+    looked up (the sources' crf/s2d/x1d), so each look-up took ~9 steps (15% of a
+    10k-source dry run). ``match_producers`` (the only look-up the DAG makes) keeps only
+    the rules whose ``is_producer(F)`` holds, and a wildcard-free product p can make F only
+    when F == p, so here concrete products are looked up by equality and only patterned
+    products by prefix and suffix as before; ``is_producer`` then decides exactly as
+    before. ``OutputIndex.match`` is untouched."""
+    if plain_snakemake():
+        return False
+    from collections import defaultdict
+
+    from snakemake.common.prefix_lookup import PrefixLookup
+    from snakemake.output_index import OutputIndex
+
+    original_init = OutputIndex.__init__
+    if getattr(original_init, "spec3flow_short_circuit", False):
+        return True
+
+    @functools.wraps(original_init)
+    def __init__(self, rules):
+        original_init(self, rules)
+        concrete, patterned = defaultdict(list), []
+        for rule in rules:
+            for product in rule.products():
+                if product.get_wildcard_names():
+                    patterned.append((str(product.constant_prefix()),
+                                      (rule, str(product.constant_suffix()))))
+                else:
+                    concrete[str(product)].append(rule)
+        self.spec3flow_concrete = dict(concrete)
+        self.spec3flow_patterned = PrefixLookup(entries=patterned)
+
+    def match_producers(self, targetfile):
+        rules = set(self.spec3flow_concrete.get(targetfile, ()))
+        rules.update(rule for _, (rule, suffix) in self.spec3flow_patterned.match_iter(targetfile)
+                     if targetfile.endswith(suffix))
+        return {rule for rule in rules if rule.is_producer(targetfile)}
+
+    __init__.spec3flow_short_circuit = True
+    OutputIndex.__init__ = __init__
+    OutputIndex.match_producers = match_producers
+    return True
+
+
+def memoize_resource_signatures(workflow) -> int:
+    """Read the signatures of Snakemake's resource evaluators once, as rule_callable does
+    for ours.
+
+    Snakemake evaluates each resource of each job through ``Resource.evaluate`` (a bound
+    method, whose signature it inspects twice per evaluation) and, for the default
+    resources (``tmpdir``...), an evaluator closure (inspected once more): ~8
+    ``inspect.signature`` calls per job, 320,000 in a 10k-source dry run. The parameters
+    are set as the ``_overwrite_params`` Snakemake reads first (a bound method finds it on
+    its function), computed by ``inspect.signature`` itself, so the answer is the same.
+    Returns how many callables were marked."""
+    if plain_snakemake():
+        return 0
+    import inspect
+
+    try:
+        from snakemake.common import FUNC_OVERWRITE_PARAMS_ATTR
+        from snakemake.resources import Resource
+    except ImportError:  # another Snakemake: it inspects as usual
+        return 0
+    marked = 0
+    if not hasattr(Resource.evaluate, FUNC_OVERWRITE_PARAMS_ATTR):
+        bound = Resource("spec3flow_probe", 1).evaluate  # the parameters Snakemake sees
+        setattr(Resource.evaluate, FUNC_OVERWRITE_PARAMS_ATTR, inspect.signature(bound).parameters)
+        marked += 1
+    for rule in workflow.rules:
+        for resource in (rule.resources or {}).values():
+            evaluator = getattr(resource, "_evaluator", None)
+            if (inspect.isfunction(evaluator)
+                    and not hasattr(evaluator, FUNC_OVERWRITE_PARAMS_ATTR)):
+                setattr(evaluator, FUNC_OVERWRITE_PARAMS_ATTR, inspect.signature(evaluator).parameters)
+                marked += 1
+    return marked
+
+
+_SHELLCMD_MEMO = threading.local()
+
+
+def format_shell_command_once() -> bool:
+    """Format a job's shell command once when Snakemake lists the job, not twice.
+
+    ``Job.log_info`` (each job of ``snakemake -n``, and each job started by a run) asks
+    ``job.shellcmd`` for the job-info record and again for the "Shell command" record; each
+    call formats the command anew with a copy of Snakemake's globals (12 s of a
+    10k-source dry run for the pair). Here ``log_info`` formats it once, before
+    Snakemake's own body runs, and ``shellcmd`` returns that string to calls made inside
+    it for the same job (per thread); every other call formats as before. Same string:
+    nothing a job's command depends on changes during ``log_info``."""
+    if plain_snakemake():
+        return False
+    from snakemake.jobs import Job
+
+    original_log_info = Job.log_info
+    if getattr(original_log_info, "spec3flow_short_circuit", False):
+        return True
+    format_shellcmd = Job.shellcmd.fget
+
+    def shellcmd(self):
+        memo = getattr(_SHELLCMD_MEMO, "job_cmd", None)
+        if memo is not None and memo[0] is self:
+            return memo[1]
+        return format_shellcmd(self)
+
+    @functools.wraps(original_log_info)
+    def log_info(self, *args, **kwargs):
+        _SHELLCMD_MEMO.job_cmd = (self, format_shellcmd(self))
+        try:
+            return original_log_info(self, *args, **kwargs)
+        finally:
+            _SHELLCMD_MEMO.job_cmd = None
+
+    log_info.spec3flow_short_circuit = True
+    Job.shellcmd = property(shellcmd, doc=Job.shellcmd.__doc__)
+    Job.log_info = log_info
+    return True
+
+
+#: Young-generation threshold of Python's cyclic garbage collector while Snakemake plans
+#: (the default is 700 allocations).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> bool:
+    """Make Python's cyclic garbage collector cheaper for Snakemake's large DAG.
+
+    Building and listing the jobs of a 10k-source program allocates tens of millions of
+    objects that live until the end: with the default thresholds the collector ran 13,000
+    times (18 s of a dry run) finding almost nothing, and at interpreter exit it traversed
+    the whole DAG once more before freeing it object by object (~10 s). Here: objects that
+    exist after parsing (modules, the plan) are frozen (never scanned again; they live
+    until exit anyway), a young collection waits for GC_YOUNG_THRESHOLD allocations
+    instead of 700 (older generations keep their ratios), and at exit everything is
+    frozen so the process ends without that last traversal (the OS frees the memory;
+    files are flushed and closed as before: Snakemake closes its own, and Python flushes
+    the standard streams and runs the logging shutdown regardless). Nothing Snakemake
+    computes depends on when garbage is collected."""
+    if plain_snakemake():
+        return False
+    import atexit
+    import gc
+
+    if getattr(tune_garbage_collector, "applied", False):
+        return True
+    gc.collect()
+    gc.freeze()
+    young, *older = gc.get_threshold()
+    if young:  # 0: collection disabled by the user; leave it so
+        gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
+    atexit.register(gc.freeze)
+    tune_garbage_collector.applied = True
     return True
 
 
