@@ -273,13 +273,19 @@ def run_master_background(pipe, asn, inputs, staged, run_before):
 
 
 def run_exp_to_source(pipe, asn, inputs, staged, run_before):
+    """jwst's multislit_to_container, one exposure then one source in memory at a time
+    (see spec3flow.streaming): the products are those of the all-in-memory function."""
     from jwst.associations.lib.rules_level3_base import format_product
-    from jwst.exp_to_source import multislit_to_container
 
-    models = load_inputs(pipe, asn, inputs, run_before)
-    exp_type = models[0].meta.exposure.type
+    from spec3flow import streaming
+
+    exp_types = []  # the first exposure's, as the pipeline reads it off models[0]
     template = json.loads(asn.read_text())["products"][0]["name"]
-    for source_id, result in multislit_to_container(models).items():
+    sources = streaming.stream_sources(streaming.exposures(pipe, asn, inputs, run_before),
+                                       staged.tmp / ".exp_to_source",
+                                       on_first=lambda model: exp_types.append(model.meta.exposure.type))
+    for source_id, result in sources:
+        exp_type = exp_types[0]
         if exp_type == "NRS_FIXEDSLIT":
             stem = format_product(template, source_id=f"s{source_id:>09s}",
                                   slit_name=pipe._create_nrsfs_slit_name(result))
