@@ -642,7 +642,9 @@ def start_warm_interpreter_early(config: dict, workflow) -> None:
         settings = getattr(executor_plugin, "common_settings", None)
         if (settings is not None and workflow.exec_mode == ExecMode.DEFAULT
                 and not workflow.execution_settings.no_hooks):
-            start_warm_interpreter(config, workflow, settings.local_exec, settings.dryrun_exec)
+            # --touch runs no step either
+            start_warm_interpreter(config, workflow, settings.local_exec,
+                                   settings.dryrun_exec or getattr(settings, "touch_exec", False))
         return execute(*args, executor_plugin=executor_plugin, **kwargs)
 
     workflow.execute = execute_with_warm_server

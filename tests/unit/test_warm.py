@@ -71,3 +71,39 @@ def test_server_listens_before_its_imports_and_then_runs_queued_jobs(tmp_path):
         server.wait(timeout=120)
     assert code == 0  # argparse's --help exits 0 in the child
     assert '"step": "--help"' in ledger.read_text()
+
+
+def _workflow(calls):
+    from types import SimpleNamespace
+
+    from snakemake_interface_executor_plugins.settings import ExecMode
+
+    return SimpleNamespace(execute=lambda **kwargs: calls.append(("execute", kwargs)) or True,
+                           exec_mode=ExecMode.DEFAULT,
+                           execution_settings=SimpleNamespace(no_hooks=False))
+
+
+def _plugin(**settings):
+    from types import SimpleNamespace
+
+    common = dict(local_exec=True, dryrun_exec=False, touch_exec=False) | settings
+    return SimpleNamespace(common_settings=SimpleNamespace(**common))
+
+
+def test_server_starts_when_snakemake_executes_locally(monkeypatch):
+    """Before the DAG is built: Workflow.execute is wrapped; a dry run, --touch or a cluster
+    executor start nothing (start_warm_interpreter decides from the flags it is given)."""
+    from spec3flow import workflow_support as support
+
+    monkeypatch.delenv("SPEC3FLOW_PLAIN_SNAKEMAKE", raising=False)
+    calls = []
+    monkeypatch.setattr(support, "start_warm_interpreter",
+                        lambda config, workflow, local_exec, dryrun: calls.append((local_exec, dryrun)))
+    for settings, expected in [({}, (True, False)), ({"dryrun_exec": True}, (True, True)),
+                               ({"touch_exec": True}, (True, True)),
+                               ({"local_exec": False}, (False, False))]:
+        calls.clear()
+        workflow = _workflow(calls)
+        support.start_warm_interpreter_early({}, workflow)
+        assert workflow.execute(executor_plugin=_plugin(**settings), updated_files=None) is True
+        assert calls[0] == expected and calls[1][0] == "execute"
