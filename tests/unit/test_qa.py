@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy import coordinates as coord
 from astropy import units as u
@@ -292,6 +293,13 @@ def test_summary_values(x1d_path, c1d_path, s2d_path, s3d_path, crf_path, tmp_pa
     back = pd.read_csv(csv)
     assert list(back.columns) == list(df.columns)
     assert len(back) == 5
+
+
+def test_summary_in_parallel_equals_serial(x1d_path, c1d_path, s2d_path, s3d_path, crf_path, tmp_path):
+    paths = [x1d_path, c1d_path, s2d_path, s3d_path, crf_path, tmp_path / "missing_x1d.fits"]
+    serial = qa.summarize_products(paths)
+    parallel = qa.summarize_products(paths, jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
 
 
 def test_summary_bad_file_gets_error_row(x1d_path, tmp_path):

@@ -58,12 +58,13 @@ rule summary:
         report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="Summary"),
     log:
         f"{RESULTS}/logs/summary/summary.log",
+    threads: workflow.cores
     resources:
         mem_mb=2000,
         runtime=10,
     localrule: True
     shell:
-        "{PYTHON} -m spec3flow.qa summary {output:q} {input:q} > {log:q} 2>&1"
+        "{PYTHON} -m spec3flow.qa summary --jobs {threads} {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule provenance_manifest:
