@@ -328,13 +328,13 @@ class Dag:
         split = (cube_jobs(product, cubes, self.steps.get("cube_build"))
                  if current or product.exp_type == "MIR_MRS" else None)
         if split is None:  # one job builds every cube
-            job = self._add_ifu(StepJob("cube_build", key, asn, current, s3d, product.name, pending,
-                                        depends, names), final=True)
-            job.cube_pixels = sum(cube.npix for cube in cubes)
+            self._add_ifu(StepJob("cube_build", key, asn, current, s3d, product.name, pending,
+                                  depends, names, cube_pixels=sum(cube.npix for cube in cubes)),
+                          final=True)
         else:  # one job per band, each reading the exposures that cover it
             for part, path in zip(split, s3d):
                 pick = list(part.members)
-                job = self._add_ifu(StepJob(
+                self._add_ifu(StepJob(
                     "cube_build", f"{key}/{part.cube.stem}", asn, [current[i] for i in pick] if current else [],
                     [path], product.name, pending, depends, [names[i] for i in pick] if names else [],
                     cube_pixels=part.cube.npix, params=part.params), final=True)

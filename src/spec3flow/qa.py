@@ -25,6 +25,7 @@ the central cross-dispersion row.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -1009,8 +1010,6 @@ def summarize_products(paths: Sequence[str | os.PathLike], use_wcs: bool = True,
     run's last job, and opening every s2d's gWCS one after another (~0.25 s each) made
     it the longest job of a 50-source run.
     """
-    import functools
-
     row = functools.partial(_summary_row, use_wcs=use_wcs)
     jobs = min(jobs, os.cpu_count() or 1)  # a cluster run's core count is not this machine's
     if jobs > 1 and len(paths) > 1:
