@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_program, run_snakemake, write_config
-from test_dry_run import job_outputs, job_stats
+from test_dry_run import job_outputs, job_stats, plot_pngs
 
 
 MRS = "jw01234-o005_t003_miri"
@@ -44,7 +44,7 @@ def products(stdout: str, suffix: str) -> list[str]:
 
 
 def pngs(stdout: str) -> list[str]:
-    return sorted(Path(p).name for p in job_outputs(stdout).get("plot_product", []))
+    return sorted(Path(p).name for p in plot_pngs(stdout))
 
 
 def expect(stdout: str, cubes: list[str]) -> None:

@@ -108,7 +108,7 @@ def warm_up() -> None:
     from jwst.extract_1d import extract_1d_step  # noqa: F401
     from stdatamodels.jwst import datamodels
 
-    from spec3flow import execute, qa  # noqa: F401  (qa: matplotlib for quick-look jobs)
+    from spec3flow import execute  # noqa: F401  (not qa: matplotlib would add ~23 MB to every job)
 
     # First model save/open pays one-time ASDF/schema set-up: pay it here.
     with tempfile.TemporaryDirectory() as tmp:

@@ -98,12 +98,12 @@ def test_dry_run_submissions_grouped_and_not(program, cluster):
         proc = slurm(work, program["configs"][name], "-n")
         counts[name] = cluster_submissions(proc.stdout + proc.stderr)
     # 6 sources (2 MOS + the MOS background slitlet + 3 LRS products) in one group of 10;
-    # outside groups: exp_to_source and 2 master_background jobs
+    # outside groups: exp_to_source, 2 master_background jobs and the one plot job (12 PNGs)
     assert {k: counts["grouped"][k] for k in ("groups", "single_jobs", "sbatch")} == {
-        "groups": 1, "single_jobs": 3, "sbatch": 4}, counts
+        "groups": 1, "single_jobs": 4, "sbatch": 5}, counts
     assert counts["ungrouped"]["groups"] == 0
-    # ungrouped: those 3, and per source its 3 step jobs and 1 plot job
-    assert counts["ungrouped"]["sbatch"] == 3 + 6 * 4, counts
+    # ungrouped: those 4, and per source its 3 step jobs
+    assert counts["ungrouped"]["sbatch"] == 4 + 6 * 3, counts
 
 
 def test_failure_rerun_and_equivalence(program, cluster):
@@ -132,7 +132,7 @@ def test_failure_rerun_and_equivalence(program, cluster):
     dry = slurm(work, cfg, "-n")
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, flags=re.M))
     assert {k: int(v) for k, v in jobs.items()} == {
-        "outlier_detection": 1, "resample_spec": 1, "extract_1d": 1, "plot_source": 1,
+        "outlier_detection": 1, "resample_spec": 1, "extract_1d": 1, "plot_batch_0001": 1,
         "summary": 1, "provenance_manifest": 1, "all": 1, "total": 7}, dry.stdout[-2000:]
     third = slurm(work, cfg)
     print(f"SLURM runs: {first.seconds:.0f} s, {second.seconds:.0f} s, {third.seconds:.0f} s")

@@ -85,6 +85,22 @@ def test_mos_default_chain():
         d.job("combine_1d", STEMS[0])
 
 
+def test_plot_batches_cover_every_plotted_product_in_order():
+    d = dag(mos_product(), lrs_product())
+    names = d.plotted_products()
+    batches = d.plot_batches(3)
+    assert [b.rule for b in batches] == [f"plot_batch_{k:04d}" for k in range(1, len(batches) + 1)]
+    assert [len(b.pngs) for b in batches] == [3] * (len(names) // 3) + ([len(names) % 3] if len(names) % 3 else [])
+    assert [p for b in batches for p in b.products] == [prod(f"{n}.fits") for n in names]
+    assert [p for b in batches for p in b.pngs] == [f"{R}/qa/{n}.png" for n in names]
+    first = batches[0]
+    assert first.plot_args().split() == [x for pair in zip(first.products, first.pngs) for x in pair]
+    assert [suffix for _, suffix in first.suffixed_pngs()] == [n.rsplit("_", 1)[1] for n in names[:3]]
+    assert len(d.plot_batches(1000)) == 1
+    with pytest.raises(ValueError, match="plots_per_job"):
+        d.plot_batches(0)
+
+
 def test_outlier_detection_skipped_runs_before_resample():
     d = dag(mos_product(), outlier_detection={"skip": True})
     assert d.jobs_of("outlier_detection") == []

@@ -199,7 +199,7 @@ def test_plot_product_writes_png(fixture, request, tmp_path):
 
 
 def test_plot_cli_takes_product_png_pairs(s2d_path, x1d_path, tmp_path):
-    """plot_source's command: one process plots a source's s2d and x1d."""
+    """A plot_batch job's command: one process plots several products."""
     pngs = [tmp_path / "s2d.png", tmp_path / "x1d.png"]
     assert qa.main(["plot", str(s2d_path), str(pngs[0]), str(x1d_path), str(pngs[1])],
                    allow_remote=False) == 0
