@@ -566,6 +566,47 @@ def runtime_min(step: str, input_mb: float, attempt: int = 1) -> int:
 SOURCE_GROUP = "spec3flow_sources"
 
 
+#: The executor asked for on the command line (``--executor``), once Snakemake says it.
+_REQUESTED_EXECUTOR: dict = {}
+
+
+def remember_requested_executor() -> None:
+    """Record the executor a run is for. A dry run hands the DAG Snakemake's dry-run
+    executor and forms groups whatever the real one: a local dry run of 10,000 sources
+    built and printed 10,000 group jobs (~6 s) that the local run itself ignores."""
+    from snakemake.api import DAGApi
+
+    original = DAGApi.execute_workflow
+    if getattr(original, "spec3flow_wrapped", False):
+        return
+
+    @functools.wraps(original)
+    def execute_workflow(self, *args, **kwargs):
+        _REQUESTED_EXECUTOR.clear()
+        _REQUESTED_EXECUTOR["name"] = kwargs.get("executor", args[0] if args else None)
+        return original(self, *args, **kwargs)
+
+    execute_workflow.spec3flow_wrapped = True
+    DAGApi.execute_workflow = execute_workflow
+
+
+def cluster_execution() -> bool:
+    """Whether the run (or dry run) is for a non-local executor, where groups become
+    cluster jobs. True when not known (API use): groups as Snakemake makes them."""
+    if "cluster" not in _REQUESTED_EXECUTOR:
+        name = _REQUESTED_EXECUTOR.get("name")
+        cluster = True
+        if name:
+            from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+            try:
+                cluster = not ExecutorPluginRegistry().get_plugin(name).common_settings.local_exec
+            except Exception:  # unknown plugin: Snakemake itself reports it
+                cluster = True
+        _REQUESTED_EXECUTOR["cluster"] = cluster
+    return _REQUESTED_EXECUTOR["cluster"]
+
+
 class SourceGroups:
     """Snakemake ``group:`` ids bundling ``per_group`` sources: every job of the same
     ``per_group`` sources (in plan order) gets ``spec3flow_sources_<k>``, so a cluster

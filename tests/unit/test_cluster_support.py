@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from spec3flow import workflow_support as support
 
 
@@ -37,3 +39,24 @@ def test_crds_marker_adds_the_prefetch_manifest():
     config = {"results_dir": "out/", "crds": {"prefetch": True}}
     assert support.crds_marker(config) == ["out/crds_references.json"]
     assert support.crds_marker(config, prefetched=False) == []
+
+
+@pytest.mark.parametrize("executor, cluster", [("local", False), ("dryrun", False),
+                                               ("slurm", True), (None, True)])
+def test_groups_only_for_the_executor_asked_for(monkeypatch, executor, cluster):
+    """A dry run uses Snakemake's dry-run executor; groups follow the one on the command line."""
+    from snakemake.api import DAGApi
+
+    calls = []
+    monkeypatch.setattr(DAGApi, "execute_workflow", lambda self, *a, **k: calls.append(k))
+    monkeypatch.setattr(support, "_REQUESTED_EXECUTOR", {})
+    support.remember_requested_executor()
+    support.remember_requested_executor()  # wraps once
+    DAGApi.execute_workflow(object(), executor=executor, pseudo_executor="dryrun")
+    assert calls == [{"executor": executor, "pseudo_executor": "dryrun"}]
+    assert support.cluster_execution() is cluster
+
+
+def test_groups_kept_when_executor_unknown(monkeypatch):
+    monkeypatch.setattr(support, "_REQUESTED_EXECUTOR", {})
+    assert support.cluster_execution() is True  # not run through the CLI: Snakemake decides

@@ -74,17 +74,20 @@ def runtime(step):
 
 
 SOURCE_GROUPS = support.SourceGroups(PLAN, config["cluster"]["sources_per_group"])
+support.remember_requested_executor()
 
 
 def source_group(key=None):
     """``group:`` of a per-source rule: the jobs of cluster.sources_per_group sources share
     one id; ``--group-components spec3flow_sources=...`` (slurm profile) makes each id one
-    cluster job. None (no group) when sources_per_group is 0."""
+    cluster job. None (no group) when sources_per_group is 0 or the executor is local."""
     if SOURCE_GROUPS.per_group <= 0:
         return None
 
     @support.rule_callable
     def group(wildcards):
+        if not support.cluster_execution():  # a local (dry) run: Snakemake ignores groups
+            return None
         gid = SOURCE_GROUPS(key or getattr(wildcards, "stem", None) or wildcards.name)
         if gid:  # lets --group-components spec3flow_sources=N apply to every bundle id
             workflow.parent_groupids[gid] = support.SOURCE_GROUP
