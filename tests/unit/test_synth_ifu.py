@@ -143,6 +143,24 @@ def test_deterministic(tmp_path):
                 np.testing.assert_array_equal(getattr(m1, attr), getattr(m2, attr))
 
 
+def test_cli_sizes_and_full_width_cutout(tmp_path):
+    """``--nrs-ifu-nx`` / ``--mrs-ny`` reach the generators; a cut-out wider than fits
+    from SUBSTRT1 900 moves left so that it stays on the 2048-column detector."""
+    from spec3flow.synth.__main__ import main
+
+    assert nirspec_ifu.sub_xstart(nirspec_ifu.NX_DEFAULT) == 900
+    assert nirspec_ifu.sub_xstart(1149) == 900 and nirspec_ifu.sub_xstart(1150) == 899
+    assert nirspec_ifu.sub_xstart(2048) == 1
+    assert main(["--mode", "ifu", "--outdir", str(tmp_path), "--n-dithers", "1",
+                 "--nrs-ifu-nx", "24", "--mrs-ny", "20"]) == 0
+    with dm.open(tmp_path / "jw01234006001_02101_00001_nrs1_cal.fits") as m:
+        assert m.data.shape == (nirspec_ifu.NY, 24)
+        assert (m.meta.subarray.xstart, m.meta.subarray.xsize) == (900, 24)
+    with dm.open(tmp_path / "jw01234005001_02101_00001_mirifushort_cal.fits") as m:
+        assert m.data.shape == (20, miri_mrs.NX)
+        assert m.meta.subarray.ysize == 20
+
+
 def test_associations_from_headers(programs, tmp_path):
     from spec3flow.associations import generate_associations, pool_from_cal_files
 

@@ -6,7 +6,9 @@ MOS obs 001, FS obs 002, MIRI LRS obs 003.  ``--mode wfss`` (not part of ``all``
 writes NIS_WFSS (obs 010), NRC_WFSS (obs 011) and MIR_WFSS (obs 012), each with
 ``--wfss-sources`` sources (default 4) over ``--wfss-dithers`` dithers (default 3).
 ``--mode ifu`` (not part of ``all``) = ``nrs_ifu`` (NRS_IFU, obs 006) + ``mrs`` (MIR_MRS,
-obs 005), ``--n-dithers`` dither positions each (default 4); ``--ifu-background`` adds a
+obs 005), ``--n-dithers`` dither positions each (default 4), ``--nrs-ifu-nx`` NRS_IFU
+wavelength columns (default 100; a real NRS1 frame is 2048 wide) and ``--mrs-ny`` MIR_MRS
+rows (default 80; real MRS cal files are 1024 x 1032); ``--ifu-background`` adds a
 uniform sky and dedicated background observations (NRS_IFU obs 007, MIR_MRS obs 008,
 ``--ifu-background-exposures`` exposures per detector, default 2) with their Stage 2 x1d.
 ``--mode soss`` (not part of ``all``) writes one non-TSO NIS_SOSS exposure (obs 020,
@@ -56,13 +58,15 @@ def _run_mode(mode: str, args) -> list[Path]:
 
         return generate_nirspec_ifu(args.outdir, seed=args.seed, program=args.program,
                                     n_dithers=args.n_dithers, background=args.ifu_background,
-                                    n_background=args.ifu_background_exposures)
+                                    n_background=args.ifu_background_exposures,
+                                    **({"nx": args.nrs_ifu_nx} if args.nrs_ifu_nx else {}))
     if mode == "mrs":
         from .miri_mrs import generate_miri_mrs
 
         return generate_miri_mrs(args.outdir, seed=args.seed, program=args.program,
                                  n_dithers=args.n_dithers, background=args.ifu_background,
-                                 n_background=args.ifu_background_exposures)
+                                 n_background=args.ifu_background_exposures,
+                                 **({"ny": args.mrs_ny} if args.mrs_ny else {}))
     if mode == "soss":  # slitless (SOSS)
         from .soss import generate_soss
 
@@ -93,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="NIS_SOSS integrations (obs 020, SUBSTRIP96; >= 2, default 3)")
     p.add_argument("--n-dithers", type=int, default=4,
                    help="IFU dither positions (nrs_ifu, mrs; 1-4, default 4)")
+    p.add_argument("--nrs-ifu-nx", type=int, default=None,
+                   help="NRS_IFU wavelength columns of the 960-row cut-out (default 100; "
+                        "a real NRS1 frame is 2048 wide)")
+    p.add_argument("--mrs-ny", type=int, default=None,
+                   help="MIR_MRS rows (wavelength samples) of the x 1032 arrays (default 80; "
+                        "real MRS cal files are 1024 x 1032)")
     p.add_argument("--ifu-background", action="store_true",
                    help="IFU: uniform sky in every exposure plus dedicated background "
                         "exposures (NRS_IFU obs 007, MIR_MRS obs 008) and their x1d")

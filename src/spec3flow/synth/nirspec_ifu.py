@@ -39,7 +39,7 @@ Geometry (simplified; real NRS_IFU is a 2048 x 2048 full frame):
 - slice id ``i`` sits at across-slice position ``SLICEMAP[i]`` (the interleaving
   cube_build assumes, so slices 0 and 2 are neighbours), 0.1" wide;
 - headers: ``SUBARRAY='FULL'`` (real IFU data are full frame), SUBSTRT/SUBSIZE give the
-  cut-out;
+  cut-out (SUBSTRT1 900, moved left when ``nx`` > 1149 so that it stays on the detector);
 - slicer frame: ``x_slicer`` across / ``y_slicer`` along the slices in arcsec (real:
   dimensionless), wavelength in metres (as real); slicer -> v2v3 a rotation + shift,
   v2v3 -> world the standard JWST V2V3 -> sky rotation.
@@ -176,6 +176,12 @@ NRS_IFU_SKIPPED = ("bkg_subtract", "imprint", "wavecorr")
 
 
 # ----------------------------------------------------------------------------- helpers
+def sub_xstart(nx: int) -> int:
+    """1-based SUBSTRT1 of an ``nx``-column cut-out: ``SUB_XSTART`` while the cut-out fits
+    on the 2048-column detector from there, else shifted left (1 for a full-width 2048)."""
+    return max(1, min(SUB_XSTART, 2049 - nx))
+
+
 def wavelength_of_column(x):
     """Wavelength (um) at 0-based column ``x`` (same in every slice)."""
     return LAM0 + DLAM * np.asarray(x, dtype=float)
@@ -470,7 +476,7 @@ def _make_cal_model(ex: IfuExposure, index: int, seed: int, nx: int, outlier_row
                  "velosys": 0.0, "specsys": "BARYCENT"},
         pointing={"ra_v1": float(v1[0]), "dec_v1": float(v1[1]),
                   "pa_v3": (ROLL_REF - V3YANGLE) % 360},
-        subarray={"name": "FULL", "xstart": SUB_XSTART, "ystart": SUB_YSTART, "xsize": nx,
+        subarray={"name": "FULL", "xstart": sub_xstart(nx), "ystart": SUB_YSTART, "xsize": nx,
                   "ysize": NY, "fastaxis": 2, "slowaxis": 1},
         aperture_name="NRS_FULL_IFU",
         bkgdtarg=not is_sci,
