@@ -618,15 +618,11 @@ class SourceGroups:
         self.per_group = int(per_group or 0)
         self.order = {stem: i for i, stem in enumerate(plan.source_index())}
 
-    def __call__(self, key: str) -> str | None:
-        """Group id of the source ``key`` (a source stem, or a product name made from
-        one: ``<stem>_<suffix>`` or ``<stem>_<i>_<suffix>``); None if not a source."""
-        if self.per_group <= 0:
+    def __call__(self, stem: str) -> str | None:
+        """Group id of the source ``stem``; None if not a source."""
+        if self.per_group <= 0 or stem not in self.order:
             return None
-        for stem in (key, key.rsplit("_", 1)[0], key.rsplit("_", 2)[0]):
-            if stem in self.order:
-                return f"{SOURCE_GROUP}_{self.order[stem] // self.per_group:05d}"
-        return None
+        return f"{SOURCE_GROUP}_{self.order[stem] // self.per_group:05d}"
 
 
 # ------------------------------------------------------------- warm interpreter

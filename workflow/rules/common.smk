@@ -88,7 +88,7 @@ def source_group(key=None):
     def group(wildcards):
         if not support.cluster_execution():  # a local (dry) run: Snakemake ignores groups
             return None
-        gid = SOURCE_GROUPS(key or getattr(wildcards, "stem", None) or wildcards.name)
+        gid = SOURCE_GROUPS(key or wildcards.stem)
         if gid:  # lets --group-components spec3flow_sources=N apply to every bundle id
             workflow.parent_groupids[gid] = support.SOURCE_GROUP
         return gid
