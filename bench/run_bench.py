@@ -469,14 +469,12 @@ def main(argv: list[str] | None = None) -> int:
             nrs_ifu_nx = args.nrs_ifu_nx or preset_nx
     elif args.mrs_ny or args.nrs_ifu_nx or args.ifu_scale != "small":
         p.error("--ifu-scale, --mrs-ny and --nrs-ifu-nx apply to --mode ifu, mrs, nrs_ifu only")
-    size = f"_nx{args.nx}" if args.nx else ""
-    size += f"_mrsny{mrs_ny}" if mrs_ny else ""
-    size += f"_nrsnx{nrs_ifu_nx}" if nrs_ifu_nx else ""
+    ifu_size = (f"_mrsny{mrs_ny}" if mrs_ny else "") + (f"_nrsnx{nrs_ifu_nx}" if nrs_ifu_nx else "")
+    size = (f"_nx{args.nx}" if args.nx else "") + ifu_size
     case = f"{args.mode}_n{args.n_sources}{size}_c{args.cores}"
     input_dir = workdir / f"program_{args.mode}_n{args.n_sources}{size}_s{args.seed}"
     # Larger IFU arrays need CUBEPAR wavelength ranges that cover them: a cache per size.
     cubepar = ifu_cubepar_ranges(mrs_ny, nrs_ifu_nx)
-    ifu_size = f"{'_mrsny%d' % mrs_ny if mrs_ny else ''}{'_nrsnx%d' % nrs_ifu_nx if nrs_ifu_nx else ''}"
     crds_path = workdir / (f"crds_cache_ifu{ifu_size}" if cubepar else "crds_cache")
     run_dir = workdir / "runs" / case
     results = run_dir / "results"
