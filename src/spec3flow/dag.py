@@ -23,6 +23,13 @@ SOURCE_STEPS = ("outlier_detection", "adaptive_trace_model", "pixel_replace", "r
 SKIPPED_BY_DEFAULT = frozenset({"adaptive_trace_model", "pixel_replace"})
 #: Steps that save per-exposure models with invariant_filename (names stay the exposure's).
 PER_EXPOSURE_SAVERS = ("outlier_detection", "adaptive_trace_model", "pixel_replace")
+#: A cube is split by exposure when its exposures feed it at least this many detector pixels
+#: each on average: ~8 s of cube_build per exposure (7-9 us per pixel measured) against ~2.5 s
+#: that a partial job adds (reading the cube's exposures, saving its sums). A realistic
+#: NIRSpec IFU exposure feeds ~2 million, a MIRI MRS one ~0.5 million to each band's cube.
+CUBE_PARTIAL_MIN_PIXELS = 1_000_000
+#: Jobs that run part of a jwst step under a name of their own.
+JWST_STEP_OF = {"cube_build_partial": "cube_build"}
 #: Per-exposure steps whose outputs are workflow intermediates (the pipeline keeps them in memory).
 INTERMEDIATE_STEPS = ("adaptive_trace_model", "pixel_replace")
 
@@ -48,6 +55,11 @@ class StepJob:
     cube_pixels: int = 0
     # Parameters of its own step this job adds to the config's (a one-band cube_build's band).
     params: dict = field(default_factory=dict)
+
+    @property
+    def jwst_step(self) -> str:
+        """The calwebb_spec3 step this job runs (or part of), whose parameters it takes."""
+        return JWST_STEP_OF.get(self.step, self.step)
 
 
 @dataclass(frozen=True)
@@ -132,10 +144,13 @@ def exposure_stem(path: str) -> str:
 class Dag:
     """The jobs of a plan under a configuration."""
 
-    def __init__(self, plan: Plan, results_dir: str, steps_config: dict):
+    def __init__(self, plan: Plan, results_dir: str, steps_config: dict,
+                 cube_partial_min_pixels: int | None = CUBE_PARTIAL_MIN_PIXELS):
         self.plan = plan
         self.layout = Layout(results_dir)
         self.steps = steps_config or {}
+        # None: no cube_build_partial jobs (see _add_cube_build)
+        self.cube_partial_min_pixels = cube_partial_min_pixels
         self.sources = plan.source_index()
         self.jobs: dict[tuple[str, str], StepJob] = {}
         self.final: list[str] = []
@@ -353,17 +368,21 @@ class Dag:
         # A NIRSpec band is chosen by its exposures: only files of an earlier job can be picked.
         split = (cube_jobs(product, cubes, self.steps.get("cube_build"))
                  if current or product.exp_type == "MIR_MRS" else None)
+        # The names cube_build's models have: what partial-sums files are named after.
+        model_names = names or [os.path.basename(p) for p in current or product.science]
         if split is None:  # one job builds every cube
-            self._add_ifu(StepJob("cube_build", key, asn, current, s3d, product.name, pending,
-                                  depends, names, cube_pixels=sum(cube.npix for cube in cubes)),
-                          final=True)
+            self._add_cube_build(product, StepJob(
+                "cube_build", key, asn, current, s3d, product.name, pending, depends, names,
+                cube_pixels=sum(cube.npix for cube in cubes)),
+                [model_names[i] for i in sorted({i for cube in cubes for i in cube.members})])
         else:  # one job per band, each reading the exposures that cover it
             for part, path in zip(split, s3d):
                 pick = list(part.members)
-                self._add_ifu(StepJob(
+                self._add_cube_build(product, StepJob(
                     "cube_build", f"{key}/{part.cube.stem}", asn, [current[i] for i in pick] if current else [],
                     [path], product.name, pending, depends, [names[i] for i in pick] if names else [],
-                    cube_pixels=part.cube.npix, params=part.params), final=True)
+                    cube_pixels=part.cube.npix, params=part.params),
+                    [model_names[i] for i in part.cube.members])
         x1d = [lay.product(f"{cube.stem}_x1d.fits") for cube in cubes]
         leak = product.exp_type == "MIR_MRS" and not self.skipped("spectral_leak")
         if not self.skipped("extract_1d"):
@@ -380,6 +399,27 @@ class Dag:
         elif leak:  # the pipeline hands the cubes to spectral_leak, which saves them as x1d
             self._add_ifu(StepJob("spectral_leak", key, asn, s3d, x1d, product.name, ["extract_1d"]),
                           final=True)
+
+    def _add_cube_build(self, product: Product, job: StepJob, feeding: list[str]) -> None:
+        """A cube_build job. Where more than one exposure feeds its cubes (``feeding``: their
+        in-memory names) with enough pixels each, first one cube_build_partial job per such
+        exposure (see spec3flow.cube_partials), whose files the cube_build job adds up."""
+        from spec3flow.cube_partials import partial_name
+
+        # (coord_system=internal_cal, whose loop cannot be split, takes one exposure a cube.)
+        if (self.cube_partial_min_pixels is not None and len(feeding) > 1
+                and job.cube_pixels >= self.cube_partial_min_pixels * len(feeding)):
+            folder = job.key.rsplit("/", 1)[-1]  # the cube's stem, or the product's
+            partials = []
+            for name in feeding:
+                output = self.layout.intermediate(product, "cube_build", f"{folder}/{partial_name(name)}")
+                self._add_ifu(StepJob("cube_build_partial", f"{job.key}/{exposure_stem(name)}", job.asn,
+                                      job.inputs, [output], job.output_stem, job.run_before, job.depends,
+                                      job.input_names, cube_pixels=max(1, job.cube_pixels // len(feeding)),
+                                      params=job.params))
+                partials.append(output)
+            job.inputs = job.inputs + partials
+        self._add_ifu(job, final=True)
 
     def _add_ifu(self, job: StepJob, final: bool = False) -> StepJob:
         self._ifu_jobs.append(job)

@@ -223,7 +223,8 @@ def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
         inputs = [Path(p) for p in inputs]
         RUNNERS[step](pipe, asn, InputFiles(inputs, input_names or []), staged, run_before)
         record = provenance.job_record(step, [*run_before, step], pipe, inputs, asn, started)
-        provenance.write_sidecars(record, inputs, [staged.tmp / p.name for p in staged.outputs])
+        provenance.write_sidecars(record, inputs, [staged.tmp / p.name for p in staged.outputs
+                                                   if p.suffix == ".fits"])
         staged.commit()
     finally:
         staged.cleanup()
@@ -455,10 +456,51 @@ def _crds_context() -> str:
 
 def run_cube_build(pipe, asn, inputs, staged, run_before):
     """cube_build on the association's exposures; the step saves every cube it builds
-    (``<product>_<band>_s3d.fits``), named by cube_build itself."""
+    (``<product>_<band>_s3d.fits``), named by cube_build itself. Given the exposures'
+    partial sums (cube_build_partial jobs), it adds those instead of computing them."""
+    from spec3flow import cube_partials
+
+    partials = [p for p in inputs if cube_partials.is_partial(p)]
+    data = InputFiles([p for p in inputs if not cube_partials.is_partial(p)], inputs.names)
+    models = load_inputs(pipe, asn, data, run_before)
+    _check_cubepar(pipe, models)
+    if not partials:
+        pipe.cube_build.run(models)
+        return
+    try:
+        with cube_partials.gather_mode(cube_partials.PartialSumsReader(partials)):
+            pipe.cube_build.run(models)
+    except cube_partials.PartialSumsError as exc:
+        raise StepError(str(exc)) from None
+
+
+def run_cube_build_partial(pipe, asn, inputs, staged, run_before):
+    """One exposure's share of cube_build (its arrays for every cube it feeds), saved for
+    the cube_build job of the same cubes: see spec3flow.cube_partials."""
+    from spec3flow import cube_partials
+
     models = load_inputs(pipe, asn, inputs, run_before)
     _check_cubepar(pipe, models)
-    pipe.cube_build.run(models)
+    (output,) = staged.outputs
+    exposure = cube_partials.exposure_of(output)
+    names = [model.meta.filename for model in models]
+    if exposure not in names:
+        raise StepError(f"{output.name}: {exposure} is not among this job's exposures "
+                        f"({', '.join(names)})")
+    sums = cube_partials.PartialSums(exposure)
+    pipe.cube_build.save_results = False
+    try:
+        with cube_partials.partial_mode(exposure, sums):
+            pipe.cube_build.run(models)
+    except cube_partials.AllCubesDone:
+        pass
+    except cube_partials.PartialSumsError as exc:
+        raise StepError(str(exc)) from None
+    else:
+        raise StepError(f"{exposure}: cube_build built no cube")
+    if not sums.entries:
+        raise StepError(f"{exposure}: cube_build maps it into none of the cubes")
+    sums.save(staged.tmp / output.name)
 
 
 def _open_x1d_or_cubes(inputs, container: bool):
@@ -594,6 +636,7 @@ RUNNERS = {
     "combine_1d": run_combine_1d,
     "wfss_gather": run_wfss_gather,
     "cube_build": run_cube_build,
+    "cube_build_partial": run_cube_build_partial,
     "spectral_leak": run_spectral_leak,
 }
 

@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from spec3flow.dag import Dag, StepJob
+from spec3flow.dag import CUBE_PARTIAL_MIN_PIXELS, Dag, StepJob
 from spec3flow.plan import Plan, PlanError, load_or_build_plan
 
 log = logging.getLogger("spec3flow.workflow")
@@ -109,7 +109,10 @@ def make_dag(plan: Plan, config: dict) -> Dag:
     try:
         if steps:
             validate_step_params(steps)
-        return Dag(plan, config["results_dir"], steps)
+        execution = config.get("execution", {})
+        min_pixels = (execution.get("cube_build_partial_min_pixels", CUBE_PARTIAL_MIN_PIXELS)
+                      if execution.get("cube_build_partials", True) else None)
+        return Dag(plan, config["results_dir"], steps, cube_partial_min_pixels=min_pixels)
     except ValueError as exc:
         fail(str(exc))
 
@@ -144,9 +147,9 @@ def validate_step_params(steps: dict) -> None:
 def step_params_for(job: StepJob, config: dict) -> dict:
     """Only the parameters of the steps this job runs: a change re-runs just those jobs."""
     steps = config.get("steps") or {}
-    params = {s: steps[s] for s in [*job.run_before, job.step] if s in steps}
+    params = {s: steps[s] for s in [*job.run_before, job.jwst_step] if s in steps}
     if job.params:  # the job's own selection (a one-band cube_build) on top of the config's
-        params[job.step] = {**params.get(job.step, {}), **job.params}
+        params[job.jwst_step] = {**params.get(job.jwst_step, {}), **job.params}
     return params
 
 
@@ -257,6 +260,15 @@ def prefetch_steps(dag: Dag) -> dict[str, list[str]]:
 CUBE_BYTES_PER_PIXEL = 200
 
 
+def ifu_outputs(job: StepJob) -> list:
+    """An IFU job's outputs; cube partial sums are temporary (deleted once summed)."""
+    if job.step != "cube_build_partial":
+        return job.outputs
+    from snakemake.io import temp
+
+    return [temp(path) for path in job.outputs]
+
+
 def cube_build_mem_mb(input_mb: float, cube_pixels: int, attempt: int = 1) -> int:
     """``(1200 + 4 * input_MB + 200 B * cube_pixels / 1e6) * attempt``: the inputs are read
     once (models, WCS); the cubes and the point cloud grow with the detector pixels that
@@ -335,6 +347,42 @@ def skip_empty_until_check() -> bool:
 
     in_until.spec3flow_short_circuit = True
     DAG.in_until = in_until
+    return True
+
+
+def skip_temp_free_jobs() -> bool:
+    """Skip Snakemake's temp-file clean-up after a job when neither its rule nor a rule it
+    depends on declares a ``temp()`` output.
+
+    ``DAG.handle_temp`` collects, per finished job, the temp outputs of each job it depends
+    on by walking all of that job's outputs: exp_to_source's 10,000 outputs x 10,000
+    dependents = 10^8 flag checks (80 s) per 10k-source run or dry run, for nothing, as
+    only cube_build_partial declares temp files. The answer is unchanged: with no temp
+    output in reach the original removes nothing."""
+    if plain_snakemake():
+        return False
+    from snakemake.dag import DAG
+    from snakemake.io import is_flagged
+
+    original = DAG.handle_temp
+    if getattr(original, "spec3flow_short_circuit", False):
+        return True
+    rules_with_temp: dict[int, bool] = {}
+
+    def declares_temp(rule) -> bool:
+        key = id(rule)
+        if key not in rules_with_temp:
+            rules_with_temp[key] = any(is_flagged(f, "temp") for f in rule.output)
+        return rules_with_temp[key]
+
+    async def handle_temp(self, job):
+        jobs = list(job) if job.is_group() else [job]
+        if any(declares_temp(j.rule) or any(declares_temp(dep.rule) for dep in self._dependencies[j])
+               for j in jobs):
+            await original(self, job)
+
+    handle_temp.spec3flow_short_circuit = True
+    DAG.handle_temp = handle_temp
     return True
 
 

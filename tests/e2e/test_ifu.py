@@ -70,7 +70,7 @@ def _ship_master_background_associations(input_dir):
             path.unlink()
 
 
-def _run_both_ways(root, crds_cache, *synth_args, ship=None):
+def _run_both_ways(root, crds_cache, *synth_args, ship=None, cube_build_partials=True):
     """Generate an IFU program (``ship``: then prepare its input directory), run the
     workflow on it, run Spec3Pipeline on the associations the workflow ran."""
     input_dir = make_program(root / "input", ("ifu",), 3, 7, "--n-dithers", "2", *synth_args)
@@ -78,6 +78,8 @@ def _run_both_ways(root, crds_cache, *synth_args, ship=None):
         ship(input_dir)
     config = write_config(root, input_dir=str(input_dir), results_dir=str(root / "results"),
                           modes=IFU_MODES,
+                          execution={"cube_build_partials": cube_build_partials,
+                                     "cube_build_partial_min_pixels": 0},  # small test exposures
                           crds={"use_local_context": True, "local_path": str(crds_cache)})
     run_snakemake(root, config)
     run_baseline(sorted((root / "results" / "asn").glob("*_asn.json")), root / "baseline", crds_cache)
@@ -86,13 +88,19 @@ def _run_both_ways(root, crds_cache, *synth_args, ship=None):
 
 @pytest.fixture(scope="module")
 def ifu_program(tmp_path_factory, crds_cache):
-    return _run_both_ways(tmp_path_factory.mktemp("ifu"), crds_cache)
+    """Cubes built one job per exposure plus a gather job (spec3flow.cube_partials)."""
+    program = _run_both_ways(tmp_path_factory.mktemp("ifu"), crds_cache)
+    assert len(list((program["results"] / "logs" / "cube_build_partial").rglob("*.log"))) == 10
+    assert list((program["results"] / "intermediate").rglob("*.cubepart.npz")) == []  # temp()
+    return program
 
 
 @pytest.fixture(scope="module")
 def ifu_background_program(tmp_path_factory, crds_cache):
+    """Cubes built one job per cube, as Spec3Pipeline's step does."""
     program = _run_both_ways(tmp_path_factory.mktemp("ifu_bkg"), crds_cache, "--ifu-background",
-                             ship=_ship_master_background_associations)
+                             ship=_ship_master_background_associations, cube_build_partials=False)
+    assert not (program["results"] / "logs" / "cube_build_partial").exists()
     assert sorted(p.name for p in (program["results"] / "asn").glob("*_asn.json")) == MB_ASNS
     return program
 

@@ -73,6 +73,40 @@ def test_until_check_short_circuit_keeps_the_answer(monkeypatch):
         assert DAG.in_until(dag, job) is expected or DAG.in_until(dag, job) == expected
 
 
+def test_temp_cleanup_runs_only_where_a_temp_file_is_in_reach(monkeypatch):
+    import asyncio
+
+    from snakemake.dag import DAG
+    from snakemake.io import temp
+
+    calls = []
+
+    async def original(self, job):
+        calls.append(job.name)
+
+    monkeypatch.setattr(DAG, "handle_temp", original)  # restored after the test
+    assert support.skip_temp_free_jobs()
+
+    class Job:
+        def __init__(self, name, outputs):
+            self.name, self.rule = name, SimpleNamespace(output=outputs)
+
+        def is_group(self):
+            return False
+
+    job = Job
+
+    plain = job("exp_to_source", [IOFile(f"s{i}_cal.fits") for i in range(3)])
+    partial = job("cube_build_partial", [temp("e1.cubepart.npz")])
+    source = job("resample_spec", [IOFile("s0_s2d.fits")])
+    cube = job("cube_build", [IOFile("c_s3d.fits")])
+    dag = SimpleNamespace(_dependencies={plain: {}, partial: {}, source: {plain: {"s0_cal.fits"}},
+                                         cube: {partial: {"e1.cubepart.npz"}}})
+    for j in (plain, partial, source, cube):
+        asyncio.run(DAG.handle_temp(dag, j))
+    assert calls == ["cube_build_partial", "cube_build"]  # its own temp output; its temp input
+
+
 class _Rule:
     """Hashable stand-in with the two things OutputIndex and match_producers use."""
 

@@ -2,6 +2,8 @@
 # per-exposure steps are declared with the other single-source products (outliers.smk).
 # Then cube_build writes the cubes (<product>_<band>_s3d, names from spec3flow.plan.ifu_cubes):
 # default band cubes one job per band (spec3flow.plan.cube_jobs), else one job for all;
+# a cube of several exposures first gets one cube_build_partial job per exposure, whose
+# temporary partial sums its cube_build job adds up (spec3flow.cube_partials);
 # extract_1d extracts each cube (or the cube container), and for MIR_MRS spectral_leak
 # writes the final x1d files from all spectra (extract_1d's spectra then stay
 # intermediates, as Spec3Pipeline keeps them in memory).
@@ -13,7 +15,7 @@ for job in JOBS.ifu_jobs():
         input:
             support.job_inputs(job, config),
         output:
-            job.outputs,
+            support.ifu_outputs(job),
         params:
             args=support.execute_args(job, config),
             key=support.rerun_key(job, config),
@@ -22,8 +24,8 @@ for job in JOBS.ifu_jobs():
         benchmark:
             LAYOUT.benchmark(job.step, job.key)
         resources:
-            mem_mb=support.cube_build_mem(job) if job.step == "cube_build" else mem_mb(job.step),
-            runtime=support.cube_build_runtime(job) if job.step == "cube_build" else runtime(job.step),
+            mem_mb=support.cube_build_mem(job) if job.cube_pixels else mem_mb(job.step),
+            runtime=support.cube_build_runtime(job) if job.cube_pixels else runtime(job.step),
         threads: 1
         shell:
             "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
