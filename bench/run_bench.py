@@ -243,7 +243,7 @@ def check_ifu_cubepar(crds_path: Path, ranges: dict) -> bool:
 
 
 def write_configs(run_dir: Path, input_dir: Path, crds_path: Path, plots: bool,
-                  modes: list[str] = CASES["mos"]) -> Path:
+                  modes: list[str] = CASES["mos"], cube_partials: bool = True) -> Path:
     """A deployed-workflow working directory, as tests/conftest.py makes one."""
     (run_dir / "config").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "config" / "config.yaml", run_dir / "config" / "config.yaml")
@@ -253,6 +253,7 @@ def write_configs(run_dir: Path, input_dir: Path, crds_path: Path, plots: bool,
         "modes": modes,
         "crds": {"use_local_context": True, "local_path": str(crds_path.resolve())},
         "qa": {"plots": plots},
+        "execution": {"cube_build_partials": cube_partials},
     }
     path = run_dir / "bench-config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -449,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="ifu: MIR_MRS rows (overrides --ifu-scale; real: 1024)")
     p.add_argument("--nrs-ifu-nx", type=int, default=None,
                    help="ifu: NRS_IFU wavelength columns (overrides --ifu-scale; real: 2048)")
+    p.add_argument("--no-cube-partials", action="store_true",
+                   help="execution.cube_build_partials: false (one cube_build job per cube)")
     p.add_argument("--skip-pipeline", action="store_true", help="do not run Spec3Pipeline")
     p.add_argument("--keep", action="store_true",
                    help="keep previous workflow results (default: fresh results dir each run)")
@@ -471,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--ifu-scale, --mrs-ny and --nrs-ifu-nx apply to --mode ifu, mrs, nrs_ifu only")
     ifu_size = (f"_mrsny{mrs_ny}" if mrs_ny else "") + (f"_nrsnx{nrs_ifu_nx}" if nrs_ifu_nx else "")
     size = (f"_nx{args.nx}" if args.nx else "") + ifu_size
-    case = f"{args.mode}_n{args.n_sources}{size}_c{args.cores}"
+    case = f"{args.mode}_n{args.n_sources}{size}_c{args.cores}" + ("_nopartials" if args.no_cube_partials else "")
     input_dir = workdir / f"program_{args.mode}_n{args.n_sources}{size}_s{args.seed}"
     # Larger IFU arrays need CUBEPAR wavelength ranges that cover them: a cache per size.
     cubepar = ifu_cubepar_ranges(mrs_ny, nrs_ifu_nx)
@@ -488,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep:
         for d in (results, baseline, run_dir / ".snakemake"):
             shutil.rmtree(d, ignore_errors=True)
-    configfile = write_configs(run_dir, input_dir, crds_path, args.plots, CASES[args.mode])
+    configfile = write_configs(run_dir, input_dir, crds_path, args.plots, CASES[args.mode],
+                               cube_partials=not args.no_cube_partials)
     env = dict(os.environ)
 
     # Snakemake's fixed start-up (imports, executor plugins: see the dry-run caveat below),
