@@ -283,15 +283,23 @@ def cube_build_runtime_min(input_mb: float, cube_pixels: int, attempt: int = 1) 
     return int((base + per_mb * input_mb + cube_pixels / 1e7) * attempt)
 
 
+def exposure_input_mb(files) -> float:
+    """Size of a cube job's exposures: partial sums are read one exposure's at a time and
+    add to the running totals that ``cube_pixels`` already accounts for."""
+    from spec3flow.cube_partials import is_partial
+
+    return input_size_mb([f for f in files if not is_partial(f)])
+
+
 def cube_build_mem(job: StepJob):
     """resources.mem_mb of a cube_build rule (a function of the job's input size)."""
     return rule_callable(lambda wildcards, input, attempt:
-                         cube_build_mem_mb(input_size_mb(input), job.cube_pixels, attempt))
+                         cube_build_mem_mb(exposure_input_mb(input), job.cube_pixels, attempt))
 
 
 def cube_build_runtime(job: StepJob):
     return rule_callable(lambda wildcards, input, attempt:
-                         cube_build_runtime_min(input_size_mb(input), job.cube_pixels, attempt))
+                         cube_build_runtime_min(exposure_input_mb(input), job.cube_pixels, attempt))
 
 
 #: Rules with at least this many wildcard-free products get a set lookup (see below).

@@ -52,6 +52,9 @@ def test_rule_callable_keeps_the_signature_snakemake_reads():
 def test_input_size_counts_existing_files_only(tmp_path):
     (tmp_path / "a.fits").write_bytes(b"\0" * 2**20)
     assert support.input_size_mb([tmp_path / "a.fits", tmp_path / "missing.fits"]) == 1.0
+    (tmp_path / "a_cal.cubepart.npz").write_bytes(b"\0" * 2**21)
+    # a cube job's memory follows its exposures, not the partial sums it adds up
+    assert support.exposure_input_mb([str(tmp_path / "a.fits"), str(tmp_path / "a_cal.cubepart.npz")]) == 1.0
 
 
 def test_jwst_version_is_read_once():
