@@ -182,3 +182,31 @@ def test_memory_retry(program, cluster):
     assert re.search(r"sbatch call: .* --mem 120 ", out), out[-4000:]
     assert "Trying to restart job" in out, out[-4000:]
     assert re.search(r"sbatch call: .* --mem 3000 ", out), out[-4000:]
+
+
+def test_ifu_cube_partials_on_slurm_equal_local(tmp_path, crds_cache, cluster):
+    """A NIRSpec IFU cube split by exposure (cube_build_partial jobs, their temp() sums
+    removed once the cube is built, as the slurm profile no longer sets notemp): the
+    same products as one local run with one job per cube."""
+    input_dir = make_program(tmp_path / "input", ("ifu",), 3, 7, "--n-dithers", "2")
+    configs = {}
+    for name, partials in (("slurm", True), ("local", False)):
+        work = tmp_path / name
+        configs[name] = write_config(
+            work, input_dir=str(input_dir), results_dir=str(work / "results"), modes=["NRS_IFU"],
+            crds={"use_local_context": True, "local_path": str(crds_cache)}, qa={"plots": False},
+            execution={"cube_build_partials": partials, "cube_build_partial_min_pixels": 0})
+    slurm(configs["slurm"].parent, configs["slurm"])
+    slurm_logs = configs["slurm"].parent / ".snakemake" / "slurm_logs"
+    assert len(list(slurm_logs.glob("rule_cube_build_partial__*"))) == 2  # each its own sbatch
+    results = configs["slurm"].parent / "results"
+    assert len(list((results / "logs" / "cube_build_partial").rglob("*.log"))) == 2
+    assert list((results / "intermediate").rglob("*.cubepart.npz")) == []
+    local = configs["local"]
+    run_snakemake(local.parent, local, "--cores", "2")
+    only_slurm, only_local, diffs = compare_dirs(results / "products", local.parent / "results" / "products")
+    assert not only_slurm and not only_local, (only_slurm, only_local)
+    assert sorted(d.name.rsplit("_", 1)[-1] for d in diffs) == ["crf.fits"] * 2 + ["s3d.fits", "x1d.fits"]
+    for diff in diffs:
+        assert diff.arrays_equal, (diff.name, diff.max_abs_diff)
+        assert diff.keyword_diffs == [], (diff.name, diff.keyword_diffs)
