@@ -116,9 +116,7 @@ def partial_mode(exposure: str, sink: PartialSums):
 
     class PartialCube(base):
         def build_ifucube(self):
-            if self.interpolation not in SPLITTABLE_INTERPOLATIONS:
-                raise PartialSumsError(f"cube_build interpolation {self.interpolation!r} cannot be "
-                                       "split by exposure (coord_system=internal_cal)")
+            _check_splittable(self)
             name = _cube_name(self)
             geometry = geometry_digest(self)
             file_map = self.master_table.FileMap[self.instrument]
@@ -203,9 +201,7 @@ def gather_mode(reader: PartialSumsReader):
     class GatheredCube(ifu_cube.IFUCubeData):
         def build_ifucube(self):
             """build_ifucube (jwst 3.0.0) with each C call's arrays read from its file."""
-            if self.interpolation not in SPLITTABLE_INTERPOLATIONS:
-                raise PartialSumsError(f"cube_build interpolation {self.interpolation!r} cannot be "
-                                       "gathered from partial sums (coord_system=internal_cal)")
+            _check_splittable(self)
             self.output_name = _cube_name(self)
             total_num = self.naxis1 * self.naxis2 * self.naxis3
             for name in SUMS[:-1]:
@@ -232,6 +228,12 @@ def gather_mode(reader: PartialSumsReader):
     with _patched(ifu_cube, "IFUCubeData", GatheredCube):
         yield
     reader.check_all_used()
+
+
+def _check_splittable(cube) -> None:
+    if cube.interpolation not in SPLITTABLE_INTERPOLATIONS:
+        raise PartialSumsError(f"cube_build interpolation {cube.interpolation!r} cannot be split "
+                               "by exposure (coord_system=internal_cal)")
 
 
 def _cube_name(cube) -> str:

@@ -217,6 +217,7 @@ def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
     if output_stem:
         pipe.output_file = output_stem
     from spec3flow import provenance
+    from spec3flow.cube_partials import is_partial
 
     started = provenance.now()
     try:
@@ -224,7 +225,7 @@ def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
         RUNNERS[step](pipe, asn, InputFiles(inputs, input_names or []), staged, run_before)
         record = provenance.job_record(step, [*run_before, step], pipe, inputs, asn, started)
         provenance.write_sidecars(record, inputs, [staged.tmp / p.name for p in staged.outputs
-                                                   if p.suffix == ".fits"])
+                                                   if not is_partial(p)])  # temp sums: none
         staged.commit()
     finally:
         staged.cleanup()

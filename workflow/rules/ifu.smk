@@ -24,8 +24,8 @@ for job in JOBS.ifu_jobs():
         benchmark:
             LAYOUT.benchmark(job.step, job.key)
         resources:
-            mem_mb=support.cube_build_mem(job) if job.cube_pixels else mem_mb(job.step),
-            runtime=support.cube_build_runtime(job) if job.cube_pixels else runtime(job.step),
+            mem_mb=support.cube_build_mem(job) if job.jwst_step == "cube_build" else mem_mb(job.step),
+            runtime=support.cube_build_runtime(job) if job.jwst_step == "cube_build" else runtime(job.step),
         threads: 1
         shell:
             "{PYTHON} -m spec3flow.execute {params.args} > {log:q} 2>&1"
