@@ -12,6 +12,7 @@ a failed job leaves no half-written product.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -203,12 +204,14 @@ class StagedOutputs:
 def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
              output_stem: str | None = None, step_params: dict | None = None,
              use_step_pars: bool = True, run_before: tuple[str, ...] = (),
-             input_names: list[str] | None = None, pars_file: Path | None = None) -> None:
+             input_names: list[str] | None = None, pars_file: Path | None = None,
+             median_in_slabs: bool = True) -> None:
     """Run ``step`` of calwebb_spec3 on ``inputs``; write exactly ``outputs``.
 
     ``run_before`` names steps that the configuration skips between the previous
     active step and this one: they are run (as skipped) first so the products carry
-    the same S_* status keywords as the monolithic pipeline's.
+    the same S_* status keywords as the monolithic pipeline's. ``median_in_slabs``:
+    IFU outlier_detection's median filter runs in row slabs (spec3flow.median_slabs).
     """
     crds_pars = json.loads(Path(pars_file).read_text()) if pars_file else None
     pipe = build_pipeline(asn, step_params or {}, use_step_pars, crds_pars)
@@ -216,13 +219,15 @@ def run_step(step: str, asn: Path, inputs: list[Path], outputs: list[Path], *,
     pipe.output_dir = os.fspath(staged.tmp)
     if output_stem:
         pipe.output_file = output_stem
-    from spec3flow import provenance
+    from spec3flow import median_slabs, provenance
     from spec3flow.cube_partials import is_partial
 
     started = provenance.now()
+    in_slabs = median_in_slabs and step == "outlier_detection"
     try:
         inputs = [Path(p) for p in inputs]
-        RUNNERS[step](pipe, asn, InputFiles(inputs, input_names or []), staged, run_before)
+        with median_slabs.ifu_outlier_median_in_slabs() if in_slabs else contextlib.nullcontext():
+            RUNNERS[step](pipe, asn, InputFiles(inputs, input_names or []), staged, run_before)
         record = provenance.job_record(step, [*run_before, step], pipe, inputs, asn, started)
         provenance.write_sidecars(record, inputs, [staged.tmp / p.name for p in staged.outputs
                                                    if not is_partial(p)])  # temp sums: none
@@ -664,6 +669,9 @@ def main(argv: list[str] | None = None, allow_remote: bool = True) -> int:
                         help="CRDS step parameters resolved for the association (crds_step_pars)")
     parser.add_argument("--input-names", nargs="*", default=[],
                         help="in-memory file names of the per-exposure inputs")
+    parser.add_argument("--whole-frame-median", action="store_true",
+                        help="IFU outlier_detection: stcal's median filter on the whole frame at once "
+                             "(default: in row slabs, the same values faster)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     if args.step == "crds_step_pars":
@@ -676,7 +684,7 @@ def main(argv: list[str] | None = None, allow_remote: bool = True) -> int:
         run_step(args.step, args.asn, args.inputs, args.outputs, output_stem=args.output_stem,
                  step_params=json.loads(args.params), use_step_pars=not args.no_step_pars,
                  run_before=tuple(args.run_before), input_names=args.input_names,
-                 pars_file=args.pars_file)
+                 pars_file=args.pars_file, median_in_slabs=not args.whole_frame_median)
     except StepError as exc:
         log.error("%s: %s", args.step, exc)
         return 1

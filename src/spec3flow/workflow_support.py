@@ -170,6 +170,8 @@ def execute_args(job: StepJob, config: dict) -> str:
         args += ["--run-before", *job.run_before]
     if not config.get("crds", {}).get("use_step_pars", True):
         args.append("--no-step-pars")
+    if job.step == "outlier_detection" and not config.get("execution", {}).get("median_filter_in_slabs", True):
+        args.append("--whole-frame-median")
     return shlex.join(args)
 
 

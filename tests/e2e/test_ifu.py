@@ -26,6 +26,7 @@ from astropy.io import fits
 from conftest import make_program, run_baseline, run_snakemake, write_config
 
 from spec3flow.compare import compare_dirs
+from spec3flow.median_slabs import LOG_PREFIX as MEDIAN_IN_SLABS
 from spec3flow.synth import miri_mrs, nirspec_ifu
 
 pytestmark = pytest.mark.e2e
@@ -70,16 +71,18 @@ def _ship_master_background_associations(input_dir):
             path.unlink()
 
 
-def _run_both_ways(root, crds_cache, *synth_args, ship=None, cube_build_partials=True):
+def _run_both_ways(root, crds_cache, *synth_args, ship=None, fast_paths=True):
     """Generate an IFU program (``ship``: then prepare its input directory), run the
-    workflow on it, run Spec3Pipeline on the associations the workflow ran."""
+    workflow on it, run Spec3Pipeline on the associations the workflow ran.
+    ``fast_paths``: cube_build split by exposure, outlier_detection's median in slabs."""
     input_dir = make_program(root / "input", ("ifu",), 3, 7, "--n-dithers", "2", *synth_args)
     if ship is not None:
         ship(input_dir)
     config = write_config(root, input_dir=str(input_dir), results_dir=str(root / "results"),
                           modes=IFU_MODES,
-                          execution={"cube_build_partials": cube_build_partials,
-                                     "cube_build_partial_min_pixels": 0},  # small test exposures
+                          execution={"cube_build_partials": fast_paths,
+                                     "cube_build_partial_min_pixels": 0,  # small test exposures
+                                     "median_filter_in_slabs": fast_paths},
                           crds={"use_local_context": True, "local_path": str(crds_cache)})
     run_snakemake(root, config)
     run_baseline(sorted((root / "results" / "asn").glob("*_asn.json")), root / "baseline", crds_cache)
@@ -88,19 +91,25 @@ def _run_both_ways(root, crds_cache, *synth_args, ship=None, cube_build_partials
 
 @pytest.fixture(scope="module")
 def ifu_program(tmp_path_factory, crds_cache):
-    """Cubes built one job per exposure plus a gather job (spec3flow.cube_partials)."""
+    """Cubes built one job per exposure plus a gather job (spec3flow.cube_partials),
+    outlier_detection's median filter in row slabs (spec3flow.median_slabs)."""
     program = _run_both_ways(tmp_path_factory.mktemp("ifu"), crds_cache)
     assert len(list((program["results"] / "logs" / "cube_build_partial").rglob("*.log"))) == 10
     assert list((program["results"] / "intermediate").rglob("*.cubepart.npz")) == []  # temp()
+    outlier_logs = list((program["results"] / "logs" / "outlier_detection").glob("*.log"))
+    assert len(outlier_logs) == 2
+    assert all(MEDIAN_IN_SLABS in log.read_text() for log in outlier_logs)
     return program
 
 
 @pytest.fixture(scope="module")
 def ifu_background_program(tmp_path_factory, crds_cache):
-    """Cubes built one job per cube, as Spec3Pipeline's step does."""
+    """Cubes built one job per cube and a whole-frame median filter, as Spec3Pipeline's steps do."""
     program = _run_both_ways(tmp_path_factory.mktemp("ifu_bkg"), crds_cache, "--ifu-background",
-                             ship=_ship_master_background_associations, cube_build_partials=False)
+                             ship=_ship_master_background_associations, fast_paths=False)
     assert not (program["results"] / "logs" / "cube_build_partial").exists()
+    outlier_logs = list((program["results"] / "logs" / "outlier_detection").glob("*.log"))
+    assert outlier_logs and not any(MEDIAN_IN_SLABS in log.read_text() for log in outlier_logs)
     assert sorted(p.name for p in (program["results"] / "asn").glob("*_asn.json")) == MB_ASNS
     return program
 
