@@ -80,12 +80,12 @@ def test_partials_follow_the_band_jobs_and_only_the_exposures_feeding_them():
 def test_no_partials(product, kwargs):
     d = dag(product, **kwargs)
     assert d.jobs_of("cube_build_partial") == []
-    assert all(not p.endswith(".npz") for job in d.jobs_of("cube_build") for p in job.inputs)
+    assert all(not p.endswith(".cubepart") for job in d.jobs_of("cube_build") for p in job.inputs)
 
 
 def test_partial_names_round_trip():
     name = "jw01234006001_02101_00001_nrs1_cal.fits"
-    assert partial_name(name) == "jw01234006001_02101_00001_nrs1_cal.cubepart.npz"
+    assert partial_name(name) == "jw01234006001_02101_00001_nrs1_cal.cubepart"
     assert exposure_of(f"/x/y/{partial_name(name)}") == name
 
 
@@ -121,7 +121,7 @@ def test_missing_stale_duplicate_and_unused_sums_are_named(tmp_path):
     reader = PartialSumsReader([path])
     with pytest.raises(PartialSumsError, match="no partial sums of b_cal.fits.*no partial-sums file"):
         reader.take("cube", 0, "b_cal.fits", "g1")
-    with pytest.raises(PartialSumsError, match="a_cal.cubepart.npz: .*another spaxel grid"):
+    with pytest.raises(PartialSumsError, match="a_cal.cubepart: .*another spaxel grid"):
         reader.take("cube", 0, "a_cal.fits", "g2")
     reader.take("cube", 0, "a_cal.fits", "g1")
     with pytest.raises(PartialSumsError, match="band 1 that cube_build did not ask for"):
@@ -131,3 +131,16 @@ def test_missing_stale_duplicate_and_unused_sums_are_named(tmp_path):
     copy.write_bytes(path.read_bytes())
     with pytest.raises(PartialSumsError, match="a second partial-sums file for a_cal.fits"):
         PartialSumsReader([path, copy])
+
+
+def test_truncated_or_foreign_files_are_named(tmp_path):
+    path = _write(tmp_path, "a_cal.fits", [("cube", 0, "g1", 1)])
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(PartialSumsError, match="a_cal.cubepart: truncated .*spaxel_dq of cube cube band 0"):
+        PartialSumsReader([path]).take("cube", 0, "a_cal.fits", "g1")
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(PartialSumsError, match="a_cal.cubepart: its index is unreadable"):
+        PartialSumsReader([path])
+    path.write_bytes(b"PK\x03\x04 an npz from an older version")
+    with pytest.raises(PartialSumsError, match="a_cal.cubepart: not a spec3flow partial-sums file"):
+        PartialSumsReader([path])

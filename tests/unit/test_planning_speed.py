@@ -52,9 +52,9 @@ def test_rule_callable_keeps_the_signature_snakemake_reads():
 def test_input_size_counts_existing_files_only(tmp_path):
     (tmp_path / "a.fits").write_bytes(b"\0" * 2**20)
     assert support.input_size_mb([tmp_path / "a.fits", tmp_path / "missing.fits"]) == 1.0
-    (tmp_path / "a_cal.cubepart.npz").write_bytes(b"\0" * 2**21)
+    (tmp_path / "a_cal.cubepart").write_bytes(b"\0" * 2**21)
     # a cube job's memory follows its exposures, not the partial sums it adds up
-    assert support.exposure_input_mb([str(tmp_path / "a.fits"), str(tmp_path / "a_cal.cubepart.npz")]) == 1.0
+    assert support.exposure_input_mb([str(tmp_path / "a.fits"), str(tmp_path / "a_cal.cubepart")]) == 1.0
 
 
 def test_jwst_version_is_read_once():
@@ -100,11 +100,11 @@ def test_temp_cleanup_runs_only_where_a_temp_file_is_in_reach(monkeypatch):
     job = Job
 
     plain = job("exp_to_source", [IOFile(f"s{i}_cal.fits") for i in range(3)])
-    partial = job("cube_build_partial", [temp("e1.cubepart.npz")])
+    partial = job("cube_build_partial", [temp("e1.cubepart")])
     source = job("resample_spec", [IOFile("s0_s2d.fits")])
     cube = job("cube_build", [IOFile("c_s3d.fits")])
     dag = SimpleNamespace(_dependencies={plain: {}, partial: {}, source: {plain: {"s0_cal.fits"}},
-                                         cube: {partial: {"e1.cubepart.npz"}}})
+                                         cube: {partial: {"e1.cubepart"}}})
     for j in (plain, partial, source, cube):
         asyncio.run(DAG.handle_temp(dag, j))
     assert calls == ["cube_build_partial", "cube_build"]  # its own temp output; its temp input
